@@ -1,0 +1,159 @@
+"""The ``seedance`` command: plan, generate, emulator, demo.
+
+Exit codes: 0 success, 1 failed work (generation, download, verification or delivery), 2 bad input
+or bad usage. Errors print one clear message, never a traceback. ``seedance plan`` imports neither
+Prefect nor httpx, so it answers in well under a second and makes no network call.
+
+Example:
+    ```bash
+    seedance plan request.json          # validate, show the body and the estimated cost
+    seedance generate request.json --out ./videos
+    seedance demo                       # everything offline: emulator + embedded Prefect server
+    ```
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidRequest, SeedanceError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors exit with 2 and a one-line hint."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="seedance",
+        description="Seedance 2.0 reference-to-video on the Oxen.ai API, orchestrated by Prefect.",
+    )
+    from ._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"seedance-prefect {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    plan = sub.add_parser("plan", help="validate a request file and show what would be sent (no network)")
+    plan.add_argument("request", type=Path, help="JSON file with the API body keys")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--sync", action="store_true", help="plan for the synchronous endpoint")
+
+    gen = sub.add_parser("generate", help="generate, verify and deliver the video(s) of a request file")
+    gen.add_argument("request", type=Path, help="JSON file with the API body keys")
+    gen.add_argument("--out", type=Path, default=Path("seedance-output"), help="output folder")
+    gen.add_argument("--sync", action="store_true", help="use the synchronous endpoint instead of the queue")
+    gen.add_argument("--new", action="store_true", help="force a fresh generation (do not reattach)")
+    gen.add_argument("--run-key", default=None, help="extra key that makes this run distinct from others")
+    gen.add_argument("--name", default=None, help="base name of the delivered files")
+    gen.add_argument("--credentials", default=None, metavar="BLOCK_NAME", help="saved OxenCredentials block")
+    gen.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the generation")
+
+    sub.add_parser("emulator", help="run the offline Oxen API emulator (see `seedance emulator --help`)")
+
+    demo = sub.add_parser("demo", help="run the whole job offline: emulator + embedded Prefect server")
+    demo.add_argument("--out", type=Path, default=Path("seedance-output"), help="output folder")
+    return parser
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from .preflight import check_request, load_request_file
+
+    data, base_dir = load_request_file(args.request)
+    report = check_request(data, endpoint="sync" if args.sync else "queue", base_dir=base_dir)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return EXIT_OK if report.ok else EXIT_BAD_INPUT
+    _print_problems(report.errors, report.warnings)
+    if not report.ok:
+        return EXIT_BAD_INPUT
+    endpoint = "POST /ai/videos/generate" if args.sync else "POST /ai/queue"
+    print(f"Request is valid. It would be sent as {endpoint} with this body:")
+    print(json.dumps(report.body(), indent=2))
+    if report.cost is not None:
+        print(f"Estimated cost: {report.cost}")
+    return EXIT_OK
+
+
+def _print_problems(errors: Sequence[Any], warnings: Sequence[Any]) -> None:
+    for problem in errors:
+        print(f"error: {problem}", file=sys.stderr)
+    for problem in warnings:
+        print(f"warning: {problem}", file=sys.stderr)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .preflight import load_request_file, validate_request
+
+    data, base_dir = load_request_file(args.request)
+    request = validate_request(data, endpoint="sync" if args.sync else "queue", base_dir=base_dir)
+    from .runtime import run_generate
+
+    return run_generate(
+        request,
+        output=args.out,
+        sync=args.sync,
+        new=args.new,
+        run_key=args.run_key,
+        name=args.name,
+        credentials=args.credentials,
+        timeout=args.timeout,
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .runtime import run_demo
+
+    return run_demo(output=args.out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``seedance`` command.
+
+    Args:
+        argv: Arguments without the program name; defaults to ``sys.argv[1:]``.
+
+    Returns:
+        The exit code: 0 success, 1 failed work, 2 bad input.
+
+    Example:
+        >>> main(["plan", "does-not-exist.json"])
+        2
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:  # the emulator parses its own options (and its own --help)
+        from .emulator.cli import main as emulator_main
+
+        return emulator_main(argv[1:])
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"plan": _plan, "generate": _generate, "demo": _demo}
+    handler = handlers.get(args.command or "")
+    if handler is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return handler(args)
+    except InvalidRequest as exc:
+        _print_problems(exc.problems, exc.warnings)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except SeedanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""The ``reference_to_video`` flow: validate -> prepare references -> enqueue -> wait -> download ->
+verify -> deliver, with remote cancellation when the run is cancelled, crashes or fails.
+
+Example:
+    ```python
+    from seedance_prefect.flows import reference_to_video
+
+    deliveries = reference_to_video(
+        {"prompt": "@Image1 waves at the camera", "input_images": ["https://example.com/a.png"],
+         "duration": "5"},
+        credentials="oxen",          # a saved OxenCredentials block (or None: OXEN_API_KEY)
+        output="./videos",
+    )
+    print(deliveries[0]["video"])
+    ```
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.assets import materialize
+from prefect.events import emit_event
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run as current_flow_run
+
+from .credentials import OxenCredentials, resolve_credentials
+from .delivery import DeliveredVideo, default_name, safe_name
+from .errors import SeedanceError
+from .journal import Journal
+from .models import SeedanceRequest
+from .pricing import estimate_cost
+from .tasks import (
+    DownloadedVideo,
+    deliver_video,
+    download_video,
+    enqueue_generation,
+    generate_sync,
+    prepare_references,
+    validate_request,
+    verify_video,
+    wait_for_generation,
+)
+
+__all__ = ["cancel_remote_generations", "reference_to_video"]
+
+#: Credentials of the flow runs of this process, for the cancellation hooks (never persisted).
+_RUN_CREDENTIALS: dict[str, OxenCredentials] = {}
+_ASSET_KEY_OK = re.compile(r"^[A-Za-z0-9/_.:\-]+$")
+
+
+def _credentials_for_hook(flow_run: Any) -> OxenCredentials | None:
+    creds = _RUN_CREDENTIALS.get(str(flow_run.id))
+    if creds is not None:
+        return creds
+    param = (flow_run.parameters or {}).get("credentials")
+    try:  # in a runner process: a saved block's name, or the environment
+        return resolve_credentials(param if isinstance(param, str) else None)
+    except Exception:
+        return None
+
+
+def _forget_credentials(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook: drop the run's in-memory credentials once it completed."""
+    _RUN_CREDENTIALS.pop(str(flow_run.id), None)
+
+
+def cancel_remote_generations(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook: cancel (DELETE) every remote generation this flow run enqueued.
+
+    Used as ``on_cancellation``, ``on_crashed`` and ``on_failure`` hook. The generation ids come
+    from the durable journal, not from memory, so the hook also works when Prefect runs it in the
+    runner process. Cancelling a generation that already ended has no effect on the service.
+    """
+    logger = get_run_logger() if _has_run_context() else None
+    journal = Journal((flow_run.parameters or {}).get("journal_dir"))
+    ids = [
+        gid
+        for fp in journal.fingerprints_of_flow_run(str(flow_run.id))
+        if (entry := journal.load(fp))
+        for gid in entry.generation_ids
+        if gid not in entry.deliveries
+    ]
+    creds = _credentials_for_hook(flow_run)
+    _forget_credentials(flow, flow_run, state)
+    if not ids or creds is None:
+        return
+    with creds.get_client(timeout=4.0, max_retries=0) as client:
+        for gid in ids:
+            try:
+                row = client.get(gid)
+                if row.is_active:
+                    client.cancel(gid)
+                    if logger:
+                        logger.warning("Cancelled remote generation %s (flow run %s)", gid, state.name)
+            except Exception as exc:  # best effort; never mask the run's own failure
+                if logger:
+                    logger.warning("Could not cancel generation %s: %s", gid, exc)
+
+
+def _has_run_context() -> bool:
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return bool(FlowRunContext.get() or TaskRunContext.get())
+
+
+def _asset_key(path: Path) -> str | None:
+    key = f"file://{path}"
+    return key if _ASSET_KEY_OK.match(key) and len(key) <= 512 else None
+
+
+def _deliver(video: DownloadedVideo, output: Path, name: str, sidecar: dict[str, Any]) -> DeliveredVideo:
+    """Run ``deliver_video``, as an asset materialization when the target makes a valid asset key."""
+    key = _asset_key(output / f"{safe_name(name)}.mp4")
+    if key is None:
+        return deliver_video(video, str(output), name, sidecar)
+    task = materialize(key, by="seedance-prefect", name="deliver_video")(deliver_video.fn)
+    return task(video, str(output), name, sidecar)
+
+
+def _summary(request: SeedanceRequest, delivered: list[DeliveredVideo], failures: list[str], cost: Any,
+             started: float) -> str:
+    lines = [
+        "# Seedance reference-to-video",
+        "",
+        f"**Prompt:** {request.prompt[:500]}",
+        "",
+        f"**Estimated cost:** {cost}  ",
+        f"**Wall time:** {time.time() - started:.1f} s",
+        "",
+        "| generation | video | size | sha256 |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {d.generation_id} | [{Path(d.video).name}]({Path(d.video).resolve().as_uri()}) | "
+        f"{d.size_bytes:,} B | `{d.sha256[:16]}` |"
+        for d in delivered
+    ]
+    if failures:
+        lines += ["", "**Failed:**", *[f"- {f}" for f in failures]]
+    return "\n".join(lines)
+
+
+@flow(
+    name="seedance-reference-to-video",
+    on_cancellation=[cancel_remote_generations],
+    on_crashed=[cancel_remote_generations],
+    on_failure=[cancel_remote_generations],
+    on_completion=[_forget_credentials],
+)
+def reference_to_video(
+    request: SeedanceRequest | dict[str, Any],
+    credentials: OxenCredentials | str | None = None,
+    output: str = "seedance-output",
+    sync: bool = False,
+    name: str | None = None,
+    run_key: str | None = None,
+    new: bool = False,
+    timeout_seconds: float = 1800.0,
+    poll_interval: float = 30.0,
+    base_dir: str | None = None,
+    journal_dir: str | None = None,
+) -> list[dict[str, Any]]:
+    """Generate video(s) from a prompt and references, verify them and deliver them to a folder.
+
+    Args:
+        request: The API body (a dict or a ``SeedanceRequest``); local reference paths are
+            resolved against ``base_dir``.
+        credentials: An ``OxenCredentials`` block, a saved block's name, or None for
+            ``OXEN_API_KEY`` / ``OXEN_BASE_URL``.
+        output: Output folder; ``<name>.mp4`` and ``<name>.json`` per generation.
+        sync: Use the synchronous endpoint (one video; ``response_format`` url or b64_json).
+        name: Base name of the outputs; default from the prompt and the request fingerprint.
+        run_key: Extra key: equal requests with different keys are generated separately.
+        new: Force a fresh generation instead of reattaching to an earlier one.
+        timeout_seconds: Deadline for each generation; past it the generation is cancelled.
+        poll_interval: Seconds between fallback polls (completion events arrive sooner).
+        base_dir: Folder that relative local paths in the request are relative to.
+        journal_dir: Folder of the durable enqueue journal (default ``~/.seedance/journal``).
+
+    Returns:
+        One dict per delivered video: ``generation_id``, ``video``, ``sidecar``, ``sha256``,
+        ``size_bytes``, ``reused``.
+
+    Raises:
+        InvalidRequest: The request was refused locally (nothing sent).
+        GenerationFailed: The generation failed on the service.
+        VerificationFailed: The video does not match the request (kept aside, not delivered).
+    """
+    started = time.time()
+    logger = get_run_logger()
+    run_id = current_flow_run.get_id()
+    creds = resolve_credentials(credentials)
+    if run_id:
+        _RUN_CREDENTIALS[run_id] = creds
+    req = validate_request(request, "sync" if sync else "queue", base_dir)
+    if new:
+        run_key = f"{run_key or ''}new-{run_id or time.time()}"
+    base_name = safe_name(name) if name else default_name(req.prompt, req.fingerprint(run_key))
+    prepared = prepare_references(req)
+    cost = estimate_cost(req.duration, 1 if sync else req.num_generations)
+    out = Path(output).resolve()
+    work, rejected = out / ".seedance-work", out / "rejected"
+    delivered: list[DeliveredVideo] = []
+    failures: list[tuple[str, BaseException]] = []
+
+    def finish(video: DownloadedVideo, row: Any, index: int, count: int) -> None:
+        probe = verify_video(video, req, str(rejected))
+        sidecar = {
+            "generation_id": video.generation_id,
+            "request": req.to_body("sync" if sync else "queue"),
+            "estimated_cost_usd": cost.usd / max(1, count),
+            "timings": {
+                "flow_started_at": started,
+                "enqueued_at": getattr(row, "enqueued_at", None),
+                "started_at": getattr(row, "started_at", None),
+                "completed_at": getattr(row, "completed_at", None),
+                "downloaded_at": video.downloaded_at,
+            },
+            "source": video.source,
+            "probe": probe,
+        }
+        nm = base_name if count == 1 else f"{base_name}-{index + 1}"
+        delivered.append(_deliver(video, out, nm, sidecar))
+
+    if sync:
+        finish(generate_sync(prepared, creds, str(work)), None, 0, 1)
+    else:
+        ids = enqueue_generation(prepared, creds, run_key=run_key, journal_dir=journal_dir)
+        for index, gid in enumerate(ids):
+            try:
+                row = wait_for_generation(gid, creds, timeout_seconds, poll_interval)
+                finish(download_video(row, creds, str(work)), row, index, len(ids))
+            except SeedanceError as exc:
+                logger.error("Generation %s: %s", gid, exc)
+                failures.append((gid, exc))
+        _record_deliveries(journal_dir, prepared.fingerprint(run_key), delivered)
+
+    create_markdown_artifact(
+        _summary(req, delivered, [f"{g}: {e}" for g, e in failures], cost, started),
+        key=re.sub(r"[^a-z0-9-]+", "-", base_name.lower()).strip("-")[:60] or None,
+        description="Seedance generation summary",
+    )
+    for d in delivered:
+        emit_event(
+            "seedance.video.delivered",
+            resource={"prefect.resource.id": f"seedance.generation.{d.generation_id}",
+                      "prefect.resource.name": Path(d.video).name},
+            payload={"video": d.video, "sha256": d.sha256, "size_bytes": d.size_bytes, "prompt": req.prompt[:200]},
+        )
+    if failures:
+        if len(failures) == 1 and not delivered:
+            raise failures[0][1]
+        raise SeedanceError(
+            f"{len(delivered)} of {len(delivered) + len(failures)} generations delivered; failed: "
+            + "; ".join(f"{g}: {e}" for g, e in failures)
+        )
+    return [d.to_dict() for d in delivered]
+
+
+def _record_deliveries(journal_dir: str | None, fingerprint: str, delivered: list[DeliveredVideo]) -> None:
+    """Note deliveries in the journal, so that hooks and re-runs know they are done."""
+    if not delivered:
+        return
+    journal = Journal(journal_dir)
+    with journal.lock(fingerprint):
+        entry = journal.load(fingerprint)
+        if entry is None:
+            return
+        for d in delivered:
+            entry.deliveries[d.generation_id] = {"video": d.video, "sha256": d.sha256}
+        journal.save(entry)

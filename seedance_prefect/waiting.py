@@ -1,0 +1,208 @@
+"""Wait for generations: completion events (SSE) first, slow polling as the fallback.
+
+One :class:`CompletionHub` per account and process keeps a single ``GET /events`` stream open and
+wakes the waiters whose generation completed. Each waiter also polls its row every
+``poll_interval`` seconds (15-30 s is the documented advice for video), and at once after the
+stream reconnects, because the service does not replay events missed while disconnected. The row
+from ``GET /ai/queue/{id}`` is always the authority: an event only says "look now".
+
+Example:
+    ```python
+    from seedance_prefect.client import SeedanceClient
+    from seedance_prefect.waiting import wait_for_completion
+
+    with SeedanceClient() as client:
+        row = wait_for_completion(client, "0b6f...", timeout=900, poll_interval=30)
+    ```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .errors import GenerationCancelled, GenerationFailed, GenerationTimeout, NotFoundError, is_transient
+from .models import Generation
+
+__all__ = ["CompletionHub", "wait_for_completion"]
+
+logger = logging.getLogger("seedance_prefect.waiting")
+
+#: How long a 404 right after enqueue is taken for read-after-write lag.
+NOT_FOUND_GRACE_SECONDS = 30.0
+#: After an event said "done" while the row still says otherwise, poll again this soon, this often.
+EVENT_RECHECK_SECONDS = 0.5
+EVENT_RECHECKS = 5
+
+
+@dataclass
+class _Subscription:
+    generation_id: str
+    wake: threading.Event = field(default_factory=threading.Event)
+
+
+class CompletionHub:
+    """One shared completion-event stream per account, delivering wake-ups to waiters.
+
+    The stream runs in a daemon thread, reconnects with a growing delay (1 s up to 15 s) and, after
+    each reconnect, wakes every waiter so that it polls once.
+
+    Args:
+        client_factory: Returns a new client whose ``events()`` yields ``CompletionEvent`` objects.
+    """
+
+    _hubs: dict[str, CompletionHub] = {}  # noqa: RUF012 - process-wide registry
+    _hubs_lock = threading.Lock()
+
+    def __init__(self, client_factory: Callable[[], object]) -> None:
+        self._client_factory = client_factory
+        self._subs: dict[str, list[_Subscription]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.connected = threading.Event()
+        self.reconnects = 0
+
+    @classmethod
+    def for_account(cls, base_url: str, api_key: str, client_factory: Callable[[], object]) -> CompletionHub:
+        """Return the process-wide hub of an account (the key is only hashed, never stored)."""
+        ident = hashlib.sha256(f"{base_url}\0{api_key}".encode()).hexdigest()
+        with cls._hubs_lock:
+            hub = cls._hubs.get(ident)
+            if hub is None:
+                hub = cls._hubs[ident] = cls(client_factory)
+            return hub
+
+    def subscribe(self, generation_id: str) -> _Subscription:
+        """Start listening for one generation; starts the stream if needed."""
+        sub = _Subscription(generation_id)
+        with self._lock:
+            self._subs.setdefault(generation_id, []).append(sub)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="seedance-events", daemon=True)
+                self._thread.start()
+        return sub
+
+    def unsubscribe(self, sub: _Subscription) -> None:
+        """Stop listening for a subscription."""
+        with self._lock:
+            subs = self._subs.get(sub.generation_id, [])
+            if sub in subs:
+                subs.remove(sub)
+            if not subs:
+                self._subs.pop(sub.generation_id, None)
+
+    def _wake(self, generation_id: str | None) -> None:
+        with self._lock:
+            targets = (
+                [s for subs in self._subs.values() for s in subs]
+                if generation_id is None
+                else list(self._subs.get(generation_id, []))
+            )
+        for sub in targets:
+            sub.wake.set()
+
+    def _run(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                client = self._client_factory()
+                with client:  # type: ignore[attr-defined]
+                    stream = client.events()  # type: ignore[attr-defined]
+                    self.connected.set()
+                    if self.reconnects:
+                        self._wake(None)  # events may have been missed: everyone polls once
+                    delay = 1.0
+                    for event in stream:
+                        self._wake(event.generation_id)
+            except Exception as exc:  # the stream is best effort; polling covers the gaps
+                logger.debug("completion event stream broke (%s); reconnecting in %.0f s", type(exc).__name__, delay)
+            self.connected.clear()
+            self.reconnects += 1
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
+
+
+def _finish(row: Generation) -> Generation:
+    if row.state == "succeeded":
+        return row
+    if row.state == "cancelled":
+        raise GenerationCancelled(row.generation_id, row.status, row.error_message)
+    raise GenerationFailed(row.generation_id, row.status, row.error_message)
+
+
+def wait_for_completion(
+    client: object,
+    generation_id: str,
+    *,
+    timeout: float = 1800.0,
+    poll_interval: float = 30.0,
+    hub: CompletionHub | None = None,
+    on_change: Callable[[Generation], None] | None = None,
+) -> Generation:
+    """Wait until a generation is terminal; return its row if it succeeded.
+
+    Args:
+        client: A :class:`~seedance_prefect.client.SeedanceClient`.
+        generation_id: The generation to wait for.
+        timeout: Overall deadline in seconds (monotonic clock).
+        poll_interval: Seconds between polls when no event arrives.
+        hub: Completion-event hub; without one, this only polls.
+        on_change: Called with the row at every status change (and once at the start).
+
+    Returns:
+        The succeeded row (with ``result_url``).
+
+    Raises:
+        GenerationFailed: The generation failed or ended in an unknown terminal status.
+        GenerationCancelled: The generation was cancelled.
+        GenerationTimeout: Not finished before the deadline (the caller decides whether to cancel).
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    sub = hub.subscribe(generation_id) if hub else None
+    if hub:
+        hub.connected.wait(timeout=min(5.0, timeout))  # subscribe before the first poll: no gap
+    last_status: str | None = None
+    recheck = 0
+    try:
+        while True:
+            try:
+                row = client.get(generation_id)  # type: ignore[attr-defined]
+            except NotFoundError:
+                if time.monotonic() - started > NOT_FOUND_GRACE_SECONDS:
+                    raise
+                row = None
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() >= deadline:
+                    raise
+                logger.info("poll of %s failed (%s); trying again", generation_id, exc)
+                row = None
+            if row is not None:
+                if row.status != last_status:
+                    last_status = row.status
+                    if on_change:
+                        on_change(row)
+                if row.is_terminal:
+                    return _finish(row)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GenerationTimeout(generation_id, time.monotonic() - started, last_status)
+            wait_for = EVENT_RECHECK_SECONDS if recheck else poll_interval
+            if row is None:  # not visible yet, or a failed poll: look again soon
+                wait_for = min(wait_for, 2.0)
+            recheck = max(0, recheck - 1)
+            if sub is None:
+                time.sleep(min(wait_for, remaining))
+                continue
+            if sub.wake.wait(min(wait_for, remaining)):
+                # an event (or a reconnect) said "look now": poll at once, and a few more times
+                # shortly after, in case the row lags behind the event
+                recheck = EVENT_RECHECKS
+            sub.wake.clear()
+    finally:
+        if hub and sub:
+            hub.unsubscribe(sub)

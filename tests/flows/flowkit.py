@@ -1,0 +1,18 @@
+"""Helpers shared by the flow tests (imported by name: pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import httpx
+
+API_KEY = "sk-test-4f1c9e2b7a5d4c3e8f6a0b1c2d3e4f5a"
+
+
+def set_faults(emu: object, spec: str) -> None:
+    """Change the emulator's fault injection at run time."""
+    response = httpx.post(f"{emu.url}/_emulator/faults", json={"spec": spec})  # type: ignore[attr-defined]
+    response.raise_for_status()
+
+
+def stats(emu: object) -> dict:
+    """The emulator's statistics."""
+    return httpx.get(f"{emu.url}/_emulator/stats").json()  # type: ignore[attr-defined]
