@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import FieldProblem, InvalidRequest
 
-__all__ = ["DeliveredVideo", "deliver_to_folder", "default_name", "safe_name", "sha256_file"]
+__all__ = ["DeliveredVideo", "default_name", "deliver_to_folder", "safe_name", "sha256_file"]
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME_CHARS = 100
@@ -85,10 +85,17 @@ def safe_name(name: str, *, field: str = "name") -> str:
     cleaned = _NAME_OK.sub("_", name).strip("._-")[:MAX_NAME_CHARS].strip("._-")
     cleaned = re.sub(r"_{2,}", "_", cleaned)
     if not cleaned:
-        raise InvalidRequest([FieldProblem(
-            field, "Invalid output name", limit="letters, digits, '.', '-' and '_'", found=repr(name),
-            fix="Use a plain file name such as 'my-video'",
-        )])
+        raise InvalidRequest(
+            [
+                FieldProblem(
+                    field,
+                    "Invalid output name",
+                    limit="letters, digits, '.', '-' and '_'",
+                    found=repr(name),
+                    fix="Use a plain file name such as 'my-video'",
+                )
+            ]
+        )
     return cleaned
 
 
@@ -119,7 +126,9 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 def _free_target(folder: Path, name: str, generation_id: str, sha256: str) -> tuple[Path, bool]:
     """Pick the target path: (path, reused). Same bytes already there -> reuse."""
-    candidates = [name, f"{name}-{generation_id[:8]}"] + [f"{name}-{generation_id[:8]}-{i}" for i in range(2, 100)]
+    candidates = [name, f"{name}-{generation_id[:8]}"] + [
+        f"{name}-{generation_id[:8]}-{i}" for i in range(2, 100)
+    ]
     for candidate in candidates:
         target = folder / f"{candidate}.mp4"
         if not target.exists():

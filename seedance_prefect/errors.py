@@ -66,8 +66,9 @@ class FieldProblem:
     Example:
         >>> p = FieldProblem("duration", "Invalid duration", limit='"auto" or "4".."15"',
         ...                  found='"3"', fix='Use a supported duration value')
-        >>> str(p)
-        'duration: Invalid duration (limit: "auto" or "4".."15"; found: "3"). Fix: Use a supported duration value'
+        >>> print(p)  # doctest: +NORMALIZE_WHITESPACE
+        duration: Invalid duration (limit: "auto" or "4".."15"; found: "3").
+        Fix: Use a supported duration value
     """
 
     field: str
@@ -80,10 +81,12 @@ class FieldProblem:
 
     def __str__(self) -> str:
         details = "; ".join(
-            part for part in (
+            part
+            for part in (
                 f"limit: {self.limit}" if self.limit else "",
                 f"found: {self.found}" if self.found else "",
-            ) if part
+            )
+            if part
         )
         text = f"{self.field}: {self.message}"
         if details:
@@ -308,5 +311,3 @@ def is_transient(exc: BaseException) -> bool:
         code = exc.response.status_code
         return code == 429 or code >= 500
     return isinstance(exc, (httpx.TransportError, ConnectionError))
-
-

@@ -123,8 +123,9 @@ def _deliver(video: DownloadedVideo, output: Path, name: str, sidecar: dict[str,
     return task(video, str(output), name, sidecar)
 
 
-def _summary(request: SeedanceRequest, delivered: list[DeliveredVideo], failures: list[str], cost: Any,
-             started: float) -> str:
+def _summary(
+    request: SeedanceRequest, delivered: list[DeliveredVideo], failures: list[str], cost: Any, started: float
+) -> str:
     lines = [
         "# Seedance reference-to-video",
         "",
@@ -249,9 +250,16 @@ def reference_to_video(
     for d in delivered:
         emit_event(
             "seedance.video.delivered",
-            resource={"prefect.resource.id": f"seedance.generation.{d.generation_id}",
-                      "prefect.resource.name": Path(d.video).name},
-            payload={"video": d.video, "sha256": d.sha256, "size_bytes": d.size_bytes, "prompt": req.prompt[:200]},
+            resource={
+                "prefect.resource.id": f"seedance.generation.{d.generation_id}",
+                "prefect.resource.name": Path(d.video).name,
+            },
+            payload={
+                "video": d.video,
+                "sha256": d.sha256,
+                "size_bytes": d.size_bytes,
+                "prompt": req.prompt[:200],
+            },
         )
     if failures:
         if len(failures) == 1 and not delivered:

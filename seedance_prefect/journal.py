@@ -76,7 +76,9 @@ class Attempt:
     generation_ids: list[str] = field(default_factory=list)
     detail: str | None = None
 
-    def record(self, generation_ids: list[str], *, recovered: bool = False, detail: str | None = None) -> None:
+    def record(
+        self, generation_ids: list[str], *, recovered: bool = False, detail: str | None = None
+    ) -> None:
         """Record the generations this attempt created."""
         self.generation_ids = list(generation_ids)
         self.state = "recovered" if recovered else "enqueued"
@@ -213,7 +215,8 @@ def row_matches(row: Generation, body: Mapping[str, Any], *, since: float) -> bo
 
     The row must have the same prompt and model, have been enqueued no earlier than ``since``
     (minus a clock-skew margin), and every parameter it echoes that the body also holds (but the
-    reference lists, journaled as checksums) must be equal (``"8"`` equals ``8``; ``"auto"`` equals ``-1`` and ``"adaptive"``).
+    reference lists, journaled as checksums) must be equal (``"8"`` equals ``8``; ``"auto"``
+    equals ``-1`` and ``"adaptive"``).
 
     Args:
         row: A row from ``GET /ai/queue``.

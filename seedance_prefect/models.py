@@ -51,7 +51,9 @@ Endpoint = Literal["queue", "sync"]
 
 #: Statuses that mean "still running". Anything else that is not succeeded/failed/cancelled
 #: (e.g. "expired") is treated as terminal-unknown.
-ACTIVE_STATUSES = frozenset({"queued", "processing", "pending", "running", "starting", "in_queue", "in_progress"})
+ACTIVE_STATUSES = frozenset(
+    {"queued", "processing", "pending", "running", "starting", "in_queue", "in_progress"}
+)
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 _MEDIA_FIELDS = ("input_images", "input_videos", "input_audios")
@@ -105,26 +107,31 @@ def count_problems(images: int, videos: int, audios: int) -> list[tuple[str, str
         ``(field, api_message, limit, fix)`` tuples for each broken rule.
 
     Example:
-        >>> count_problems(9, 3, 1)
-        [('input_images', 'Too many input files', 'at most 12 files across images, videos and audio', 'Reduce the number of reference files')]
+        >>> count_problems(9, 3, 1)  # doctest: +NORMALIZE_WHITESPACE
+        [('input_images', 'Too many input files', 'at most 12 files across images, videos and audio',
+          'Reduce the number of reference files')]
         >>> count_problems(0, 0, 1)[0][1]
         'Audio requires at least one image or video'
     """
     problems = []
     if images + videos + audios > limits.MAX_FILES_TOTAL:
-        problems.append((
-            "input_images",
-            "Too many input files",
-            f"at most {limits.MAX_FILES_TOTAL} files across images, videos and audio",
-            "Reduce the number of reference files",
-        ))
+        problems.append(
+            (
+                "input_images",
+                "Too many input files",
+                f"at most {limits.MAX_FILES_TOTAL} files across images, videos and audio",
+                "Reduce the number of reference files",
+            )
+        )
     if audios and not (images or videos):
-        problems.append((
-            "input_audios",
-            "Audio requires at least one image or video",
-            "input_audios needs at least one input_images or input_videos entry",
-            "Add at least one reference image or video",
-        ))
+        problems.append(
+            (
+                "input_audios",
+                "Audio requires at least one image or video",
+                "input_audios needs at least one input_images or input_videos entry",
+                "Add at least one reference image or video",
+            )
+        )
     return problems
 
 
@@ -142,7 +149,8 @@ class SeedanceRequest(BaseModel):
         resolution: ``"480p"`` or ``"720p"`` (default).
         duration: ``"auto"`` (default) or ``"4"``..``"15"``; ints are accepted and sent as strings.
         generate_audio: Generate a synchronized soundtrack (default True; same price).
-        aspect_ratio: ``"auto"`` (default), ``"21:9"``, ``"16:9"``, ``"4:3"``, ``"1:1"``, ``"3:4"`` or ``"9:16"``.
+        aspect_ratio: ``"auto"`` (default), ``"21:9"``, ``"16:9"``, ``"4:3"``, ``"1:1"``, ``"3:4"``
+            or ``"9:16"``.
         seed: Random seed (best-effort reproducibility).
         response_format: ``"url"`` (default) or ``"b64_json"``; synchronous endpoint only.
         target_namespace: User or organisation to save results in and bill; default the caller.
@@ -220,7 +228,9 @@ class SeedanceRequest(BaseModel):
     def _resolution(cls, value: Any) -> Any:
         if value not in limits.RESOLUTIONS:
             raise PydanticCustomError(
-                "invalid_resolution", "Invalid resolution: {value}; use \"480p\" or \"720p\"", {"value": repr(value)}
+                "invalid_resolution",
+                'Invalid resolution: {value}; use "480p" or "720p"',
+                {"value": repr(value)},
             )
         return value
 
@@ -231,7 +241,7 @@ class SeedanceRequest(BaseModel):
         if normalised not in limits.DURATIONS:
             raise PydanticCustomError(
                 "invalid_duration",
-                "Invalid duration: {value}; use \"auto\" or \"4\" through \"15\"",
+                'Invalid duration: {value}; use "auto" or "4" through "15"',
                 {"value": repr(value)},
             )
         return normalised
@@ -254,7 +264,7 @@ class SeedanceRequest(BaseModel):
         if value not in limits.RESPONSE_FORMATS:
             raise PydanticCustomError(
                 "invalid_response_format",
-                "Invalid response_format: {value}; use \"url\" or \"b64_json\"",
+                'Invalid response_format: {value}; use "url" or "b64_json"',
                 {"value": repr(value)},
             )
         return value
@@ -262,8 +272,10 @@ class SeedanceRequest(BaseModel):
     @field_validator("num_generations", mode="before")
     @classmethod
     def _num_generations(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int) or not (
-            limits.NUM_GENERATIONS_MIN <= value <= limits.NUM_GENERATIONS_MAX
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not (limits.NUM_GENERATIONS_MIN <= value <= limits.NUM_GENERATIONS_MAX)
         ):
             raise PydanticCustomError(
                 "invalid_num_generations", "num_generations must be an integer between 1 and 4"
@@ -274,7 +286,9 @@ class SeedanceRequest(BaseModel):
     @classmethod
     def _seed_is_int(cls, value: Any) -> Any:
         if isinstance(value, bool) or (value is not None and not isinstance(value, int)):
-            raise PydanticCustomError("invalid_seed", "seed must be an integer, got {value}", {"value": repr(value)})
+            raise PydanticCustomError(
+                "invalid_seed", "seed must be an integer, got {value}", {"value": repr(value)}
+            )
         return value
 
     @field_validator("extra_params")

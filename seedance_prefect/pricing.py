@@ -48,7 +48,9 @@ def price_per_second(override: float | None = None) -> float:
     return float(env) if env else PRICE_PER_SECOND_USD
 
 
-def estimate_cost(duration: str | int, num_generations: int = 1, *, price: float | None = None) -> CostEstimate:
+def estimate_cost(
+    duration: str | int, num_generations: int = 1, *, price: float | None = None
+) -> CostEstimate:
     """Estimate the cost of a request from its duration and number of generations.
 
     Args:
@@ -73,4 +75,6 @@ def estimate_cost(duration: str | int, num_generations: int = 1, *, price: float
     else:
         per_video = int(duration)
     seconds = float(per_video * num_generations)
-    return CostEstimate(seconds=seconds, usd=round(seconds * rate, 2), price_per_second=rate, assumption=assumption)
+    return CostEstimate(
+        seconds=seconds, usd=round(seconds * rate, 2), price_per_second=rate, assumption=assumption
+    )

@@ -11,6 +11,7 @@ imported this module sets, unless the user already set them:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -46,22 +47,31 @@ def _sigterm_as_interrupt() -> None:
 
 def _print_deliveries(deliveries: list[dict[str, Any]]) -> None:
     for d in deliveries:
-        probe = {}
-        try:
+        probe: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
             probe = json.loads(Path(d["sidecar"]).read_text()).get("probe", {})
-        except (OSError, ValueError):
-            pass
         shape = ""
         if probe:
             audio = "with audio" if probe.get("has_audio") else "no audio"
-            shape = f" ({probe.get('width')}x{probe.get('height')}, {probe.get('duration', 0):.1f} s, {audio})"
+            shape = (
+                f" ({probe.get('width')}x{probe.get('height')}, {probe.get('duration', 0):.1f} s, {audio})"
+            )
         print(f"Delivered {d['video']}{shape}")
         print(f"  sidecar {d['sidecar']}  sha256 {d['sha256']}")
 
 
-def run_generate(request: Any, *, output: Path, sync: bool = False, new: bool = False,
-                 run_key: str | None = None, name: str | None = None, credentials: str | None = None,
-                 timeout: float = 1800.0, poll_interval: float = 30.0) -> int:
+def run_generate(
+    request: Any,
+    *,
+    output: Path,
+    sync: bool = False,
+    new: bool = False,
+    run_key: str | None = None,
+    name: str | None = None,
+    credentials: str | None = None,
+    timeout: float = 1800.0,
+    poll_interval: float = 30.0,
+) -> int:
     """Run the ``reference_to_video`` flow for the CLI and return its exit code.
 
     Returns:
@@ -74,8 +84,15 @@ def run_generate(request: Any, *, output: Path, sync: bool = False, new: bool = 
 
     try:
         deliveries = reference_to_video(
-            request, credentials=credentials, output=str(output), sync=sync, name=name, run_key=run_key,
-            new=new, timeout_seconds=timeout, poll_interval=poll_interval,
+            request,
+            credentials=credentials,
+            output=str(output),
+            sync=sync,
+            name=name,
+            run_key=run_key,
+            new=new,
+            timeout_seconds=timeout,
+            poll_interval=poll_interval,
         )
     except InvalidRequest as exc:
         for problem in exc.problems:

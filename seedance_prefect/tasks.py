@@ -64,7 +64,7 @@ PROGRESS = {"queued": 0.1, "processing": 0.5}
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """``retry_condition_fn`` for Prefect: retry only what :func:`~seedance_prefect.errors.is_transient` allows.
+    """Prefect ``retry_condition_fn``: retry only what :func:`~seedance_prefect.errors.is_transient` allows.
 
     Example:
         ```python
@@ -231,7 +231,9 @@ def enqueue_generation(
     fingerprint = request.fingerprint(run_key)
     run_id = flow_run.get_id()
     with journal.lock(fingerprint), credentials.get_client() as client:
-        entry = journal.load(fingerprint) or JournalEntry(fingerprint=fingerprint, body=_journal_body(request))
+        entry = journal.load(fingerprint) or JournalEntry(
+            fingerprint=fingerprint, body=_journal_body(request)
+        )
         if run_id:
             if run_id not in entry.flow_runs:
                 entry.flow_runs.append(run_id)
@@ -302,11 +304,21 @@ def wait_for_generation(
     with credentials.get_client() as client:
         try:
             return wait_for_completion(
-                client, generation_id, timeout=timeout, poll_interval=poll_interval, hub=hub, on_change=on_change
+                client,
+                generation_id,
+                timeout=timeout,
+                poll_interval=poll_interval,
+                hub=hub,
+                on_change=on_change,
             )
-        except (GenerationTimeout, KeyboardInterrupt, SystemExit) as exc:
-            if cancel_on_timeout or not isinstance(exc, GenerationTimeout):
+        except GenerationTimeout:
+            if cancel_on_timeout:
                 _cancel_quietly(client, generation_id, logger)
+            raise
+        except Exception:
+            raise  # a failed generation or a transient error: nothing to cancel
+        except BaseException:  # interrupted: Ctrl-C, SIGTERM, Prefect cancellation or timeout
+            _cancel_quietly(client, generation_id, logger)
             raise
 
 
@@ -365,7 +377,9 @@ def generate_sync(request: SeedanceRequest, credentials: OxenCredentials, workdi
             path, source = client.save_b64(item, target), "b64_json"
         else:
             path, source = client.download(item, target), "url"
-    return DownloadedVideo(ident, str(path), sha256_file(path), Path(path).stat().st_size, source, time.time())
+    return DownloadedVideo(
+        ident, str(path), sha256_file(path), Path(path).stat().st_size, source, time.time()
+    )
 
 
 @task(name="verify_video", cache_policy=NO_CACHE)
@@ -388,9 +402,7 @@ def verify_video(video: DownloadedVideo, request: SeedanceRequest, rejected_dir:
 
 
 @task(name="deliver_video", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def deliver_video(
-    video: DownloadedVideo, output: str, name: str, sidecar: dict[str, Any]
-) -> DeliveredVideo:
+def deliver_video(video: DownloadedVideo, output: str, name: str, sidecar: dict[str, Any]) -> DeliveredVideo:
     """Deliver the verified video and its JSON sidecar to the output folder.
 
     Same bytes already there: nothing is written again. Different bytes under the same name: the
@@ -399,6 +411,7 @@ def deliver_video(
     delivered = deliver_to_folder(
         video.path, output, name, generation_id=video.generation_id, sidecar=sidecar, sha256=video.sha256
     )
-    get_run_logger().info("Delivered %s (%d bytes, sha256 %s)", delivered.video, delivered.size_bytes,
-                          delivered.sha256[:12])
+    get_run_logger().info(
+        "Delivered %s (%d bytes, sha256 %s)", delivered.video, delivered.size_bytes, delivered.sha256[:12]
+    )
     return delivered

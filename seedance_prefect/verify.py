@@ -69,10 +69,12 @@ def check_video(info: MediaInfo, request: SeedanceRequest) -> list[str]:
     duration = info.duration or 0.0
     if request.duration == "auto":
         if not 4 - DURATION_TOLERANCE_SECONDS <= duration <= 15 + DURATION_TOLERANCE_SECONDS:
-            problems.append(f"duration: expected 4-15 s for \"auto\", found {duration:.2f} s")
+            problems.append(f'duration: expected 4-15 s for "auto", found {duration:.2f} s')
     elif abs(duration - int(request.duration)) > DURATION_TOLERANCE_SECONDS:
-        problems.append(f"duration: expected {request.duration} s (±{DURATION_TOLERANCE_SECONDS} s), "
-                        f"found {duration:.2f} s")
+        problems.append(
+            f"duration: expected {request.duration} s (±{DURATION_TOLERANCE_SECONDS} s), "
+            f"found {duration:.2f} s"
+        )
     if request.generate_audio and not info.has_audio:
         problems.append("audio: asked for generate_audio=True but the video has no audio track")
     if not request.generate_audio and info.has_audio:

@@ -119,7 +119,9 @@ class CompletionHub:
                     for event in stream:
                         self._wake(event.generation_id)
             except Exception as exc:  # the stream is best effort; polling covers the gaps
-                logger.debug("completion event stream broke (%s); reconnecting in %.0f s", type(exc).__name__, delay)
+                logger.debug(
+                    "completion event stream broke (%s); reconnecting in %.0f s", type(exc).__name__, delay
+                )
             self.connected.clear()
             self.reconnects += 1
             time.sleep(delay)

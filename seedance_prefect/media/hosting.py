@@ -57,5 +57,5 @@ def host_reference(uri: str) -> str:
     """
     if uri.startswith(("http://", "https://", "data:")):
         return uri
-    path = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+    path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
     return to_data_uri(path, mime_type(probe_path(path)))

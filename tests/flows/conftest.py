@@ -6,12 +6,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
 
-from flowkit import API_KEY, set_faults
+from .flowkit import API_KEY, set_faults
 
 
 @pytest.fixture(scope="session")

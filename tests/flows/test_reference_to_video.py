@@ -17,7 +17,7 @@ from seedance_prefect.errors import (
 from seedance_prefect.flows import reference_to_video
 from seedance_prefect.media.samples import make_image
 
-from flowkit import API_KEY, set_faults, stats
+from .flowkit import API_KEY, set_faults, stats
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -47,7 +47,13 @@ def _probe(path: str) -> tuple[int, int, float, bool, str]:
         has_audio = bool(container.streams.audio)
         for _ in container.decode(video=0):
             pass
-        return video.codec_context.width, video.codec_context.height, duration, has_audio, video.codec_context.name
+        return (
+            video.codec_context.width,
+            video.codec_context.height,
+            duration,
+            has_audio,
+            video.codec_context.name,
+        )
 
 
 def _emulator_sha(emu: object, generation_id: str) -> str:

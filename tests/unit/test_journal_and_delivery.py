@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -58,8 +59,15 @@ def _take_lock(directory: str) -> None:
 
 
 class TestRowMatches:
-    body = {"model": MODEL_ID, "prompt": "p", "duration": "8", "aspect_ratio": "auto", "seed": 5,
-            "input_images": ["data:...;sha256=ab"], "num_generations": 2}
+    body: ClassVar[dict] = {
+        "model": MODEL_ID,
+        "prompt": "p",
+        "duration": "8",
+        "aspect_ratio": "auto",
+        "seed": 5,
+        "input_images": ["data:...;sha256=ab"],
+        "num_generations": 2,
+    }
 
     def row(self, **fields):
         base = {"generation_id": "g", "model_name": MODEL_ID, "prompt": "p", "enqueued_at": 1000}
@@ -101,7 +109,9 @@ class TestDelivery:
     def test_never_overwrites_a_different_file(self, tmp_path):
         out = tmp_path / "out"
         deliver_to_folder(self._video(tmp_path, b"A"), out, "clip", generation_id="g1aaaaaaaa", sidecar={})
-        other = deliver_to_folder(self._video(tmp_path, b"B"), out, "clip", generation_id="g2bbbbbbbb", sidecar={})
+        other = deliver_to_folder(
+            self._video(tmp_path, b"B"), out, "clip", generation_id="g2bbbbbbbb", sidecar={}
+        )
         assert Path(other.video).name == "clip-g2bbbbbb.mp4"
         assert (out / "clip.mp4").read_bytes() == b"A"
 

@@ -13,8 +13,13 @@ class TestRequest:
     def test_defaults_are_the_seed_documents(self):
         body = SeedanceRequest(prompt="x").to_body("sync")
         assert body == {
-            "model": MODEL_ID, "prompt": "x", "resolution": "720p", "duration": "auto",
-            "generate_audio": True, "aspect_ratio": "auto", "response_format": "url",
+            "model": MODEL_ID,
+            "prompt": "x",
+            "resolution": "720p",
+            "duration": "auto",
+            "generate_audio": True,
+            "aspect_ratio": "auto",
+            "response_format": "url",
         }
 
     def test_queue_body_carries_num_generations_not_response_format(self):
@@ -63,10 +68,16 @@ class TestRequest:
             SeedanceRequest(prompt="x", extra_params={"duration": "5"})
 
     def test_file_count_rules(self):
-        SeedanceRequest(prompt="x", input_images=["https://a/x.png"] * 9, input_videos=["https://a/v.mp4"] * 3)
+        SeedanceRequest(
+            prompt="x", input_images=["https://a/x.png"] * 9, input_videos=["https://a/v.mp4"] * 3
+        )
         with pytest.raises(ValidationError, match="Too many input files"):
-            SeedanceRequest(prompt="x", input_images=["https://a/x.png"] * 9, input_videos=["https://a/v.mp4"] * 3,
-                            input_audios=["https://a/a.wav"])
+            SeedanceRequest(
+                prompt="x",
+                input_images=["https://a/x.png"] * 9,
+                input_videos=["https://a/v.mp4"] * 3,
+                input_audios=["https://a/a.wav"],
+            )
         with pytest.raises(ValidationError, match="Audio requires at least one image or video"):
             SeedanceRequest(prompt="x", input_audios=["https://a/a.wav"])
 
@@ -80,24 +91,50 @@ class TestRequest:
 class TestAnswers:
     def test_video_result_url_and_b64(self):
         url = VideoResult.model_validate(
-            {"created": 1775090723, "model": MODEL_ID, "videos": [{"url": "https://hub.oxen.ai/api/repos/a/v.mp4?x"}]}
+            {
+                "created": 1775090723,
+                "model": MODEL_ID,
+                "videos": [{"url": "https://hub.oxen.ai/api/repos/a/v.mp4?x"}],
+            }
         )
         assert url.videos[0].url.endswith("?x") and url.created == 1775090723
         b64 = VideoResult.model_validate({"model": MODEL_ID, "created": 1, "videos": [{"b64_json": "AAAA"}]})
         assert b64.videos[0].b64_json == "AAAA" and "AAAA" not in repr(b64)
 
     def test_generation_row_current_profile(self):
-        row = Generation.model_validate({
-            "generation_id": "7c1", "model_name": MODEL_ID, "prompt": "p", "media_type": "video",
-            "status": "succeeded", "result_url": "https://hub.oxen.ai/api/repos/r.mp4", "error_message": None,
-            "enqueued_at": 1775091431, "started_at": 1775091432, "completed_at": 1775091500,
-            "aspect_ratio": "16:9", "duration": "8", "seed": 4,
-        })
-        assert row.state == "succeeded" and row.is_terminal and row.extra_fields == {"aspect_ratio": "16:9", "seed": 4}
+        row = Generation.model_validate(
+            {
+                "generation_id": "7c1",
+                "model_name": MODEL_ID,
+                "prompt": "p",
+                "media_type": "video",
+                "status": "succeeded",
+                "result_url": "https://hub.oxen.ai/api/repos/r.mp4",
+                "error_message": None,
+                "enqueued_at": 1775091431,
+                "started_at": 1775091432,
+                "completed_at": 1775091500,
+                "aspect_ratio": "16:9",
+                "duration": "8",
+                "seed": 4,
+            }
+        )
+        assert (
+            row.state == "succeeded"
+            and row.is_terminal
+            and row.extra_fields == {"aspect_ratio": "16:9", "seed": 4}
+        )
 
     def test_generation_row_older_profile(self):
-        row = Generation.model_validate({"generation_id": "g", "model": MODEL_ID, "status": "processing",
-                                         "duration": 10, "enqueued_at": "2026-04-02T00:00:00Z"})
+        row = Generation.model_validate(
+            {
+                "generation_id": "g",
+                "model": MODEL_ID,
+                "status": "processing",
+                "duration": 10,
+                "enqueued_at": "2026-04-02T00:00:00Z",
+            }
+        )
         assert row.model_name == MODEL_ID and row.duration == "10" and row.is_active
         assert row.enqueued_at == pytest.approx(1775088000.0)
 
@@ -107,10 +144,18 @@ class TestAnswers:
         assert row.is_terminal and row.state == "unknown"
 
     def test_completion_events(self):
-        ok = CompletionEvent.model_validate({"generation_id": "g", "status": "succeeded", "media_type": "video",
-                                             "model": MODEL_ID, "url": "https://x/v.mp4"})
+        ok = CompletionEvent.model_validate(
+            {
+                "generation_id": "g",
+                "status": "succeeded",
+                "media_type": "video",
+                "model": MODEL_ID,
+                "url": "https://x/v.mp4",
+            }
+        )
         assert ok.to_generation().result_url == "https://x/v.mp4"
-        bad = CompletionEvent.model_validate({"generation_id": "g", "status": "failed", "media_type": "video",
-                                              "error": "Insufficient credits"})
+        bad = CompletionEvent.model_validate(
+            {"generation_id": "g", "status": "failed", "media_type": "video", "error": "Insufficient credits"}
+        )
         assert bad.to_generation().error_message == "Insufficient credits"
         assert bad.to_generation().state == "failed"

@@ -24,7 +24,9 @@ def test_expected_dimensions():
 
 
 def test_matching_video_passes(clip):
-    probe = verify_video_file(clip, SeedanceRequest(prompt="x", resolution="480p", duration="4", aspect_ratio="16:9"))
+    probe = verify_video_file(
+        clip, SeedanceRequest(prompt="x", resolution="480p", duration="4", aspect_ratio="16:9")
+    )
     assert (probe["width"], probe["height"], probe["has_audio"]) == (854, 480, True)
 
 
@@ -38,7 +40,9 @@ def test_matching_video_passes(clip):
     ],
 )
 def test_each_mismatch_is_reported(clip, overrides, reason):
-    request = SeedanceRequest(prompt="x", **{"resolution": "480p", "duration": "4", "aspect_ratio": "16:9", **overrides})
+    request = SeedanceRequest(
+        prompt="x", **{"resolution": "480p", "duration": "4", "aspect_ratio": "16:9", **overrides}
+    )
     with pytest.raises(VerificationFailed, match=reason):
         verify_video_file(clip, request)
 

@@ -1,0 +1,1 @@
+"""Preflight tests (a package, so its conftest has a unique module name under --doctest-modules)."""
