@@ -15,10 +15,12 @@ Example:
     ```
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Prefect builds the flow's parameter model from
+# these annotations, and string annotations do not resolve when a runner loads the flow by entrypoint.
 
 import re
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +51,10 @@ from .tasks import (
 
 __all__ = ["cancel_remote_generations", "reference_to_video"]
 
-#: Credentials of the flow runs of this process, for the cancellation hooks (never persisted).
-_RUN_CREDENTIALS: dict[str, OxenCredentials] = {}
+#: Credentials of the latest flow runs of this process, for the cancellation hooks (never
+#: persisted; a hook in another process falls back to the saved block's name or the environment).
+_RUN_CREDENTIALS: OrderedDict[str, OxenCredentials] = OrderedDict()
+_RUN_CREDENTIALS_KEPT = 64
 _ASSET_KEY_OK = re.compile(r"^[A-Za-z0-9/_.:\-]+$")
 
 
@@ -63,11 +67,6 @@ def _credentials_for_hook(flow_run: Any) -> OxenCredentials | None:
         return resolve_credentials(param if isinstance(param, str) else None)
     except Exception:
         return None
-
-
-def _forget_credentials(flow: Any, flow_run: Any, state: Any) -> None:
-    """Flow hook: drop the run's in-memory credentials once it completed."""
-    _RUN_CREDENTIALS.pop(str(flow_run.id), None)
 
 
 def cancel_remote_generations(flow: Any, flow_run: Any, state: Any) -> None:
@@ -87,7 +86,6 @@ def cancel_remote_generations(flow: Any, flow_run: Any, state: Any) -> None:
         if gid not in entry.deliveries
     ]
     creds = _credentials_for_hook(flow_run)
-    _forget_credentials(flow, flow_run, state)
     if not ids or creds is None:
         return
     with creds.get_client(timeout=4.0, max_retries=0) as client:
@@ -152,7 +150,6 @@ def _summary(
     on_cancellation=[cancel_remote_generations],
     on_crashed=[cancel_remote_generations],
     on_failure=[cancel_remote_generations],
-    on_completion=[_forget_credentials],
 )
 def reference_to_video(
     request: SeedanceRequest | dict[str, Any],
@@ -199,6 +196,8 @@ def reference_to_video(
     creds = resolve_credentials(credentials)
     if run_id:
         _RUN_CREDENTIALS[run_id] = creds
+        while len(_RUN_CREDENTIALS) > _RUN_CREDENTIALS_KEPT:
+            _RUN_CREDENTIALS.popitem(last=False)
     req = validate_request(request, "sync" if sync else "queue", base_dir)
     if new:
         run_key = f"{run_key or ''}new-{run_id or time.time()}"

@@ -79,7 +79,14 @@ def run_generate(
     """
     apply_prefect_defaults()
     _sigterm_as_interrupt()
-    from .errors import InvalidRequest, SeedanceError
+    from .credentials import resolve_credentials
+    from .errors import AuthenticationError, InvalidRequest, SeedanceError
+
+    try:  # a missing key is bad input: say so before starting Prefect
+        resolve_credentials(credentials)
+    except AuthenticationError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     from .flows import reference_to_video
 
     try:

@@ -151,8 +151,8 @@ def test_cancelling_a_served_flow_run_cancels_the_remote_generation(slow_emulato
         [sys.executable, str(REPO / "flows" / "reference_to_video.py"), "--name", "cancel-test"],
         env=_env(prefect_server),
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(tmp_path / "serve.log").open("w"),
+        stderr=subprocess.STDOUT,
     )
     try:
 
