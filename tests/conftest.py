@@ -6,10 +6,13 @@ throw-away Prefect home instead of the user's ``~/.prefect``.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 _ROOT = tempfile.mkdtemp(prefix="seedance-tests-")
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 os.environ.setdefault("PREFECT_HOME", os.path.join(_ROOT, "prefect-home"))
 os.environ.setdefault("SEEDANCE_STATE_DIR", os.path.join(_ROOT, "state"))
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
