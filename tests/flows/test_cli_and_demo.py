@@ -23,7 +23,9 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _seedance(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def _seedance(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "seedance_prefect.cli", *args],
         env=env,
@@ -37,7 +39,12 @@ def _seedance(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300) 
 @pytest.mark.usefixtures("prefect_server")
 class TestGenerate:
     def test_generate_delivers_and_exits_0(self, emulator, prefect_server, tmp_path):
-        request = {"prompt": "A kite over the dunes", "resolution": "480p", "duration": "4", "generate_audio": False}
+        request = {
+            "prompt": "A kite over the dunes",
+            "resolution": "480p",
+            "duration": "4",
+            "generate_audio": False,
+        }
         (tmp_path / "request.json").write_text(json.dumps(request))
         result = _seedance(
             "generate",
@@ -60,7 +67,9 @@ class TestGenerate:
         from .flowkit import set_faults
 
         set_faults(emulator, "fail=1")
-        (tmp_path / "request.json").write_text(json.dumps({"prompt": "x", "duration": "4", "resolution": "480p"}))
+        (tmp_path / "request.json").write_text(
+            json.dumps({"prompt": "x", "duration": "4", "resolution": "480p"})
+        )
         result = _seedance("generate", "request.json", env=_env(PREFECT_API_URL=prefect_server), cwd=tmp_path)
         assert result.returncode == 1
         assert "error: Generation" in result.stderr

@@ -52,10 +52,17 @@ def test_sync_round_trips(awkward, monkeypatch, tmp_path, response_format):
     monkeypatch.setenv("OXEN_BASE_URL", awkward.base_url)
     with SeedanceClient() as client:
         result = client.generate(
-            {"prompt": "A blue kite", "duration": "4", "resolution": "480p", "response_format": response_format}
+            {
+                "prompt": "A blue kite",
+                "duration": "4",
+                "resolution": "480p",
+                "response_format": response_format,
+            }
         )
         item = result.videos[0]
         target = tmp_path / f"{response_format}.mp4"
-        path = client.save_b64(item, target) if response_format == "b64_json" else client.download(item, target)
+        path = (
+            client.save_b64(item, target) if response_format == "b64_json" else client.download(item, target)
+        )
     with av.open(str(path)) as container:
         assert container.streams.video[0].codec_context.width == 854
