@@ -187,19 +187,39 @@ class ApiError(SeedanceError):
 
 
 class AuthenticationError(ApiError):
-    """401: the API key is missing or not accepted. Set ``OXEN_API_KEY`` or an ``OxenCredentials`` block."""
+    """401: the API key is missing or not accepted. Set ``OXEN_API_KEY`` or an ``OxenCredentials`` block.
+
+    Example:
+        >>> AuthenticationError(401, "unauthenticated").transient
+        False
+    """
 
 
 class NotFoundError(ApiError):
-    """404: unknown generation id, model or path."""
+    """404: unknown generation id, model or path.
+
+    Example:
+        >>> str(NotFoundError(404, "resource_not_found"))
+        'The service answered 404 resource_not_found'
+    """
 
 
 class RateLimitedError(ApiError):
-    """429: too many requests; ``retry_after`` holds the seconds the service asked for."""
+    """429: too many requests; ``retry_after`` holds the seconds the service asked for.
+
+    Example:
+        >>> RateLimitedError(429, retry_after=2.0).retry_after
+        2.0
+    """
 
 
 class ServerError(ApiError):
-    """5xx: the service failed; worth retrying."""
+    """5xx: the service failed; worth retrying.
+
+    Example:
+        >>> ServerError(503, "unknown_error").transient
+        True
+    """
 
 
 class SeedanceConnectionError(SeedanceError):
@@ -208,6 +228,10 @@ class SeedanceConnectionError(SeedanceError):
     Attributes:
         method: The HTTP method of the call.
         url: The URL of the call, without its query string.
+
+    Example:
+        >>> SeedanceConnectionError("connection refused").transient
+        True
     """
 
     transient = True
@@ -242,11 +266,21 @@ class GenerationFailed(SeedanceError):
 
 
 class GenerationCancelled(GenerationFailed):
-    """A generation was cancelled (by us, a user or the service)."""
+    """A generation was cancelled (by us, a user or the service).
+
+    Example:
+        >>> str(GenerationCancelled("g1", "cancelled"))
+        'Generation g1 cancelled'
+    """
 
 
 class GenerationTimeout(SeedanceError, TimeoutError):
-    """Waiting for a generation took longer than the deadline. The generation may still be running."""
+    """Waiting for a generation took longer than the deadline. The generation may still be running.
+
+    Example:
+        >>> str(GenerationTimeout("g1", 900.4, "processing"))
+        'Generation g1 not finished after 900 s (last status: processing)'
+    """
 
     def __init__(self, generation_id: str, waited: float, last_status: str | None = None) -> None:
         self.generation_id = generation_id
@@ -263,6 +297,10 @@ class DownloadError(SeedanceError):
     Attributes:
         transient: True for a truncated or broken transfer (worth another try), False for a file
             over the size cap.
+
+    Example:
+        >>> DownloadError("truncated: 10 of 20 bytes").transient
+        True
     """
 
     def __init__(self, message: str, *, transient: bool = True) -> None:
@@ -276,6 +314,10 @@ class VerificationFailed(SeedanceError):
     Attributes:
         problems: One sentence per failed check.
         kept_at: Where the rejected file was kept aside, if it was.
+
+    Example:
+        >>> str(VerificationFailed(["codec: expected H.264, found vp9"]))
+        'Video verification failed: codec: expected H.264, found vp9'
     """
 
     def __init__(self, problems: list[str], kept_at: str | None = None) -> None:

@@ -137,6 +137,12 @@ class Journal:
 
     Args:
         directory: Where the entries live; defaults to :func:`default_journal_dir`.
+
+    Example:
+        >>> import tempfile
+        >>> journal = Journal(tempfile.mkdtemp())
+        >>> journal.load("0123abcd") is None
+        True
     """
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:

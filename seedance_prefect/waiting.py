@@ -53,6 +53,12 @@ class CompletionHub:
 
     Args:
         client_factory: Returns a new client whose ``events()`` yields ``CompletionEvent`` objects.
+
+    Example:
+        ```python
+        hub = CompletionHub.for_account(base_url, api_key, lambda: SeedanceClient(api_key, base_url=base_url))
+        row = wait_for_completion(client, generation_id, hub=hub)
+        ```
     """
 
     _hubs: dict[str, CompletionHub] = {}  # noqa: RUF012 - process-wide registry
@@ -162,6 +168,13 @@ def wait_for_completion(
         GenerationFailed: The generation failed or ended in an unknown terminal status.
         GenerationCancelled: The generation was cancelled.
         GenerationTimeout: Not finished before the deadline (the caller decides whether to cancel).
+
+    Example:
+        ```python
+        with SeedanceClient() as client:
+            row = wait_for_completion(client, "0b6f...", timeout=900, poll_interval=30)
+            client.download(row, "video.mp4")
+        ```
     """
     started = time.monotonic()
     deadline = started + timeout
