@@ -91,3 +91,19 @@ def test_video_failing_verification_is_kept_aside(tmp_path):
     assert Path(info.value.kept_at) == tmp_path / "rejected" / "g1.mp4"
     assert Path(info.value.kept_at).exists()
     assert "aspect ratio" in str(info.value) and "audio" in str(info.value)
+
+
+def test_flow_takes_a_saved_credentials_block_by_name(emulator, out_dir, monkeypatch):
+    from seedance_prefect.credentials import OxenCredentials
+
+    OxenCredentials(api_key=API_KEY, base_url=emulator.base_url).save("test-oxen", overwrite=True)
+    monkeypatch.delenv("OXEN_API_KEY")
+    monkeypatch.delenv("OXEN_BASE_URL")
+    [delivered] = reference_to_video(
+        {"prompt": "A heron in the reeds", "resolution": "480p", "duration": "4"},
+        credentials="test-oxen",
+        output=str(out_dir),
+        poll_interval=2.0,
+    )
+    assert Path(delivered["video"]).exists()
+    assert stats(emulator)["enqueue_calls"] == 1
