@@ -1,7 +1,10 @@
-"""Test-wide settings: a private Prefect home and journal, quiet and patient Prefect defaults.
+"""Test-wide settings and fixtures.
 
-Set before anything imports Prefect, so every test (and every subprocess a test starts) uses a
-throw-away Prefect home instead of the user's ``~/.prefect``.
+Settings are made before anything imports Prefect, so every test (and every subprocess a test
+starts) uses a throw-away Prefect home instead of the user's ``~/.prefect``. Fixtures shared by
+every folder: ``prefect_server`` (one real Prefect API server for the whole session, ~35 s to start
+on these machines, with a secret scan when it stops), ``emulator`` (the session's emulator, reset,
+with ``OXEN_*`` pointing at it) and ``out_dir``.
 """
 
 from __future__ import annotations
@@ -20,3 +23,74 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 for _key in ("OXEN_API_KEY", "OXEN_BASE_URL"):
     os.environ.pop(_key, None)
+
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from seedance_prefect.emulator import EmulatorConfig, run_emulator  # noqa: E402
+
+from .flows.flowkit import API_KEY, SECRETS, set_faults  # noqa: E402
+
+
+def _files_holding(roots: list[Path], secret: bytes) -> list[Path]:
+    found = []
+    for root in roots:
+        for path in [root] if root.is_file() else root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                with open(path, "rb") as handle:
+                    tail = b""
+                    while chunk := handle.read(1 << 20):
+                        if secret in tail + chunk:
+                            found.append(path)
+                            break
+                        tail = chunk[-len(secret) :]
+    return found
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect API server on a temporary SQLite database; yields its API URL.
+
+    When the session ends, the Prefect database (runs, logs, artifacts, parameters), the Prefect
+    home (results) and every test's files are scanned: no API key used by the tests may be there.
+    """
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield str(PREFECT_API_URL.value())
+        db = Path(str(PREFECT_API_DATABASE_CONNECTION_URL.value()).split("///", 1)[-1])
+        home, basetemp = Path(os.environ["PREFECT_HOME"]), tmp_path_factory.getbasetemp()
+        roots = [*db.parent.glob(db.name + "*"), home, basetemp]
+        assert any(p.exists() for p in roots[:-2]), f"Prefect database not found at {db}"
+        leaks = {s: _files_holding([r for r in roots if r.exists()], s.encode()) for s in SECRETS}
+        assert not any(leaks.values()), f"API key found in files: {leaks}"
+
+
+@pytest.fixture(scope="session")
+def emulator_session() -> Iterator[object]:
+    """One emulator for the session (reset per test by ``emulator``)."""
+    with run_emulator(EmulatorConfig(latency=0.3, max_running=8, keepalive=1.0)) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator(emulator_session: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> object:
+    """The session emulator, reset, with OXEN_* and a private journal pointing at it."""
+    emulator_session.reset()  # type: ignore[attr-defined]
+    set_faults(emulator_session, "")
+    monkeypatch.setenv("OXEN_API_KEY", API_KEY)
+    monkeypatch.setenv("OXEN_BASE_URL", emulator_session.base_url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("SEEDANCE_STATE_DIR", str(tmp_path / "state"))
+    return emulator_session
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    """An empty output folder."""
+    path = tmp_path / "out"
+    path.mkdir()
+    return path
