@@ -31,6 +31,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import itertools
+import json
 import os
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
@@ -64,11 +65,13 @@ from ._http import (
     resolve_api_key,
     resolve_base_url,
     save_b64_file,
+    ssl_context,
     target_path,
     user_agent_header,
 )
 from .errors import DownloadError, SeedanceError
 from .events import AsyncEventStream, EventStream
+from .inline_video import InlineVideoFile
 from .limits import MODEL_ID
 from .models import CancelResult, CompletionEvent, Generation, SeedanceRequest, VideoItem, VideoResult
 
@@ -237,6 +240,20 @@ class _BaseClient(Generic[H]):
     def _video_result(self, response: httpx.Response) -> VideoResult:
         return parse_model(VideoResult, self._json(response), response)
 
+    def _inline_file(self, save_to: str | os.PathLike[str], max_bytes: int | None) -> InlineVideoFile:
+        cap = self.download_max_bytes if max_bytes is None else max_bytes
+        return InlineVideoFile(target_path(save_to, None), max_bytes=cap, label="the synchronous answer")
+
+    def _saved_result(self, response: httpx.Response, out: InlineVideoFile) -> VideoResult:
+        try:
+            data = json.loads(bytes(out.envelope))
+        except ValueError:
+            raise invalid_response(response, "expected JSON from the synchronous endpoint") from None
+        result = parse_model(VideoResult, data, response)
+        if out.found and result.videos:
+            result.videos[0].saved_to = str(out.path)
+        return result
+
     def _generation(self, response: httpx.Response) -> Generation:
         return parse_model(Generation, self._json(response), response)
 
@@ -298,7 +315,7 @@ class SeedanceClient(_BaseClient[httpx.Client]):
     """
 
     def _new_http(self) -> httpx.Client:
-        return httpx.Client(timeout=self._timeout)
+        return httpx.Client(timeout=self._timeout, verify=ssl_context())
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -344,7 +361,13 @@ class SeedanceClient(_BaseClient[httpx.Client]):
 
     # -- API ---------------------------------------------------------------------------------
 
-    def generate(self, request: RequestLike) -> VideoResult:
+    def generate(
+        self,
+        request: RequestLike,
+        *,
+        save_to: str | os.PathLike[str] | None = None,
+        max_bytes: int | None = None,
+    ) -> VideoResult:
         """Generate a video synchronously (``POST /ai/videos/generate``); blocks for minutes.
 
         Never retried by the client. Use :meth:`enqueue` + :meth:`wait` for long renders.
@@ -352,6 +375,11 @@ class SeedanceClient(_BaseClient[httpx.Client]):
         Args:
             request: A :class:`~seedance_prefect.models.SeedanceRequest` or a mapping validated
                 into one (``num_generations`` must be 1).
+            save_to: With ``response_format="b64_json"``: decode the inline video straight to this
+                file while the answer arrives (atomic, never the whole answer in memory); the
+                result's ``videos[0].b64_json`` is then empty and ``videos[0].saved_to`` names the
+                file. A ``url`` answer is returned as usual (nothing is written).
+            max_bytes: Size cap of the saved video (default ``download_max_bytes``).
 
         Returns:
             The answer: ``videos[0].url`` or ``videos[0].b64_json`` (``response_format``).
@@ -366,7 +394,10 @@ class SeedanceClient(_BaseClient[httpx.Client]):
             print(result.videos[0].url)
             ```
         """
-        return self._video_result(self._send(self._generate_call(request)))
+        if save_to is None:
+            return self._video_result(self._send(self._generate_call(request)))
+        out = self._inline_file(save_to, max_bytes)
+        return self._saved_result(self._send(self._generate_call(request), lambda: out), out)
 
     def enqueue(self, request: RequestLike) -> builtins.list[Generation]:
         """Queue 1-4 generations (``POST /ai/queue``); returns one row per generation, ``queued``.
@@ -589,7 +620,7 @@ class AsyncSeedanceClient(_BaseClient[httpx.AsyncClient]):
     """
 
     def _new_http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=self._timeout)
+        return httpx.AsyncClient(timeout=self._timeout, verify=ssl_context())
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -637,7 +668,13 @@ class AsyncSeedanceClient(_BaseClient[httpx.AsyncClient]):
 
     # -- API ---------------------------------------------------------------------------------
 
-    async def generate(self, request: RequestLike) -> VideoResult:
+    async def generate(
+        self,
+        request: RequestLike,
+        *,
+        save_to: str | os.PathLike[str] | None = None,
+        max_bytes: int | None = None,
+    ) -> VideoResult:
         """Async :meth:`SeedanceClient.generate`.
 
         Example:
@@ -645,7 +682,10 @@ class AsyncSeedanceClient(_BaseClient[httpx.AsyncClient]):
             result = await client.generate({"prompt": "A boat", "duration": 5})
             ```
         """
-        return self._video_result(await self._send(self._generate_call(request)))
+        if save_to is None:
+            return self._video_result(await self._send(self._generate_call(request)))
+        out = self._inline_file(save_to, max_bytes)
+        return self._saved_result(await self._send(self._generate_call(request), lambda: out), out)
 
     async def enqueue(self, request: RequestLike) -> builtins.list[Generation]:
         """Async :meth:`SeedanceClient.enqueue`.

@@ -410,10 +410,19 @@ def _to_timestamp(value: Any) -> float | None:
 
 
 class VideoItem(_Tolerant):
-    """One generated video of a synchronous answer: a hosted ``url`` or inline ``b64_json``."""
+    """One generated video of a synchronous answer: a hosted ``url`` or inline ``b64_json``.
+
+    ``saved_to`` is not part of the answer: it names the local file an inline video was decoded to
+    when the client streamed it to disk (``generate(..., save_to=...)``).
+
+    Example:
+        >>> VideoItem.model_validate({"url": "https://hub.oxen.ai/v.mp4"}).url
+        'https://hub.oxen.ai/v.mp4'
+    """
 
     url: str | None = None
     b64_json: str | None = Field(default=None, repr=False)
+    saved_to: str | None = None
 
 
 class VideoResult(_Tolerant):

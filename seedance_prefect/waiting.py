@@ -1,9 +1,11 @@
 """Wait for generations: completion events (SSE) first, slow polling as the fallback.
 
 One :class:`CompletionHub` per account and process keeps a single ``GET /events`` stream open and
-wakes the waiters whose generation completed. Each waiter also polls its row every
-``poll_interval`` seconds (15-30 s is the documented advice for video), and at once after the
-stream reconnects, because the service does not replay events missed while disconnected. The row
+wakes the waiters whose generation completed. Each waiter also polls its row: every
+``poll_interval`` seconds (15-30 s is the documented advice for video) while the stream is down,
+every ``2 x poll_interval`` while it is up (a safety net, keeping a long wait under two requests a
+minute), and at once after the stream reconnects, because the service does not replay events
+missed while disconnected. The row
 from ``GET /ai/queue/{id}`` is always the authority: an event only says "look now".
 
 Example:
@@ -37,6 +39,8 @@ NOT_FOUND_GRACE_SECONDS = 30.0
 #: After an event said "done" while the row still says otherwise, poll again this soon, this often.
 EVENT_RECHECK_SECONDS = 0.5
 EVENT_RECHECKS = 5
+#: While the completion-event stream is connected, safety polls are this many times rarer.
+STREAM_UP_POLL_FACTOR = 2
 
 
 @dataclass
@@ -206,7 +210,9 @@ def wait_for_completion(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise GenerationTimeout(generation_id, time.monotonic() - started, last_status)
-            wait_for = EVENT_RECHECK_SECONDS if recheck else poll_interval
+            # with the event stream up, a safety poll every 2 x poll_interval; without it, every poll_interval
+            interval = poll_interval * (STREAM_UP_POLL_FACTOR if hub and hub.connected.is_set() else 1)
+            wait_for = EVENT_RECHECK_SECONDS if recheck else interval
             if row is None:  # not visible yet, or a failed poll: look again soon
                 wait_for = min(wait_for, 2.0)
             recheck = max(0, recheck - 1)
