@@ -27,8 +27,10 @@ from pydantic import ValidationError
 
 from . import limits
 from .errors import FieldProblem, InvalidRequest
+from .media.fixes import FixOptions, PlannedFix
 from .media.probe import MediaInfo
 from .models import Endpoint, SeedanceRequest, unknown_parameters
+from .preflight_fixes import apply_fix_plan, refuse_trims
 from .preflight_refs import ReferenceChecker, ReferenceInfo, ReferenceKind, media_problems
 from .preflight_rules import MODALITIES, count_rules, endpoint_rules, fmt_bytes, prompt_rules, tag_rules
 from .pricing import CostEstimate, estimate_cost
@@ -89,6 +91,8 @@ class PreflightReport:
         references: Every reference, classified and (for local files and data: URIs) probed.
         cost: Estimated cost, when the request is valid enough to estimate.
         endpoint: ``"queue"`` or ``"sync"``.
+        planned: Fixes reference preprocessing will make (``fix=True``): what, why, before -> after.
+        resolved: The fixable problems those fixes take care of (no longer errors or warnings).
 
     Example:
         >>> report = check_request({"prompt": "A paper boat", "duration": "5"})
@@ -102,6 +106,8 @@ class PreflightReport:
     references: list[ReferenceInfo] = dataclasses.field(default_factory=list)
     cost: CostEstimate | None = None
     endpoint: Endpoint = "queue"
+    planned: list[PlannedFix] = dataclasses.field(default_factory=list)
+    resolved: list[FieldProblem] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -110,8 +116,8 @@ class PreflightReport:
 
     @property
     def fixable(self) -> list[FieldProblem]:
-        """Errors and warnings that reference preprocessing can fix locally (planned fixes)."""
-        return [p for p in (*self.errors, *self.warnings) if p.fixable]
+        """Problems that reference preprocessing can fix locally (resolved ones included)."""
+        return [*self.resolved, *(p for p in (*self.errors, *self.warnings) if p.fixable)]
 
     def raise_for_errors(self) -> PreflightReport:
         """Raise :class:`~seedance_prefect.errors.InvalidRequest` with every error; return self if none.
@@ -161,6 +167,8 @@ class PreflightReport:
             "warnings": [p.to_dict() for p in self.warnings],
             "references": [r.to_dict() for r in self.references],
             "cost": dataclasses.asdict(self.cost) if self.cost else None,
+            "planned_fixes": [f.to_dict() for f in self.planned],
+            "resolved": [p.to_dict() for p in self.resolved],
         }
 
     def __str__(self) -> str:
@@ -168,6 +176,7 @@ class PreflightReport:
         lines = [f"{verdict}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
         lines += [f"  error: {p}" for p in self.errors]
         lines += [f"  warning: {p}" for p in self.warnings]
+        lines += [f"  planned fix: {f}" for f in self.planned]
         if self.cost:
             lines.append(f"  cost: {self.cost}")
         return "\n".join(lines)
@@ -239,14 +248,22 @@ def check_request(
     endpoint: Endpoint = "queue",
     base_dir: str | os.PathLike[str] | None = None,
     probe: bool = True,
+    fix: bool = True,
+    options: FixOptions | None = None,
 ) -> PreflightReport:
     """Check a request completely, collecting every problem (never stopping at the first).
+
+    With ``fix=True`` (the default) problems that reference preprocessing fixes are planned fixes
+    (``report.planned``), not errors; see :mod:`seedance_prefect.preflight_fixes`.
 
     Args:
         data: The request body as a mapping (API keys) or a :class:`SeedanceRequest`.
         endpoint: ``"queue"`` or ``"sync"``; some rules depend on it.
         base_dir: Folder that relative local paths start from (default: the working directory).
         probe: Probe local files and data: URIs by content (False: only check that files exist).
+        fix: Plan the fixes of reference preprocessing (False: report the media as they are, and
+            refuse ``#t=`` in/out points).
+        options: Options of the planned fixes.
 
     Returns:
         The report; ``report.ok`` tells whether the request may be sent.
@@ -301,9 +318,15 @@ def check_request(
         checker.add(tag_rules(prompt, *counts))
     checker.add(endpoint_rules(endpoint, raw.get("num_generations", 1), raw.get("response_format")))
     media_problems(checker, media)
+    planned: list[PlannedFix] = []
+    resolved: list[FieldProblem] = []
+    if fix and probe:
+        planned, resolved = apply_fix_plan(checker, options)
+    elif not fix:
+        refuse_trims(checker)
     cost = estimate_cost(request.duration, request.num_generations) if request else None
     errors, warnings = sorted(checker.errors, key=_field_order), sorted(checker.warnings, key=_field_order)
-    return PreflightReport(request, errors, warnings, checker.references, cost, endpoint)
+    return PreflightReport(request, errors, warnings, checker.references, cost, endpoint, planned, resolved)
 
 
 def validate_request(
@@ -312,14 +335,19 @@ def validate_request(
     endpoint: Endpoint = "queue",
     base_dir: str | os.PathLike[str] | None = None,
     probe: bool = True,
+    fix: bool = True,
 ) -> SeedanceRequest:
     """Check a request and return it, or raise with every problem found.
+
+    With ``fix=True`` (the default) nothing that reference preprocessing fixes is refused: the
+    ``prepare_references`` step that follows fixes it.
 
     Args:
         data: The request body as a mapping (API keys) or a :class:`SeedanceRequest`.
         endpoint: ``"queue"`` or ``"sync"``.
         base_dir: Folder that relative local paths start from (default: the working directory).
         probe: Probe local files and data: URIs by content.
+        fix: Let fixable problems through as planned fixes (False: refuse them).
 
     Returns:
         The request, with local paths made absolute.
@@ -331,7 +359,7 @@ def validate_request(
         >>> validate_request({"prompt": "A paper boat", "duration": 8}).duration
         '8'
     """
-    report = check_request(data, endpoint=endpoint, base_dir=base_dir, probe=probe)
+    report = check_request(data, endpoint=endpoint, base_dir=base_dir, probe=probe, fix=fix)
     report.raise_for_errors()
     assert report.request is not None
     return report.request

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import FieldProblem
+from .media.fixes import Trim, split_trim
 from .media.probe import MediaInfo, decode_data_uri, probe_bytes, probe_path
 from .preflight_rules import audio_rules, audio_total_rules, image_rules, video_rules, video_total_rules
 
@@ -69,6 +70,7 @@ class ReferenceInfo:
         media: What probing found (local files and data: URIs with ``probe=True``).
         size_bytes: Size of the local file or decoded data: URI.
         mime: The media type declared by a data: URI.
+        trim: In/out points given as a ``#t=in,out`` fragment (local files and data: URIs).
 
     Example:
         >>> ReferenceInfo("input_images[0]", "data:image/png;base64,AAAA", "data", size_bytes=3,
@@ -83,6 +85,20 @@ class ReferenceInfo:
     media: MediaInfo | None = None
     size_bytes: int | None = None
     mime: str | None = None
+    trim: Trim | None = None
+
+    def label(self) -> str:
+        """The file as named in messages: the path, or the data: URI's size.
+
+        Example:
+            >>> ReferenceInfo("input_images[0]", "x.png", "path", path=Path("/r/x.png")).label()
+            '/r/x.png'
+        """
+        if self.kind == "path":
+            return str(self.path)
+        if self.kind == "data":
+            return f"data: URI ({self.size_bytes:,} bytes)" if self.size_bytes is not None else "data: URI"
+        return self.uri
 
     def display(self) -> str:
         """The reference shortened for printing: never megabytes of base64."""
@@ -103,6 +119,7 @@ class ReferenceInfo:
             "path": str(self.path) if self.path else None,
             "size_bytes": self.size_bytes,
             "mime": self.mime,
+            "trim": str(self.trim) if self.trim else None,
             "media": self.media.to_dict() if self.media else None,
         }
 
@@ -159,19 +176,20 @@ class ReferenceChecker:
     def reference(self, field: str, uri: str) -> tuple[str, MediaInfo | None, ReferenceKind | None]:
         """Check one reference.
 
+        A local path or data: URI may end in ``#t=in,out`` (in/out points, seconds); a local file
+        whose name really ends that way is taken as the file.
+
         Args:
             field: Its field, e.g. ``"input_images[0]"``.
             uri: The reference as given.
 
         Returns:
-            ``(value to send, media info, kind)``: local paths are returned absolute; ``kind`` is
-            None for a reference in no accepted form.
+            ``(value to send, media info, kind)``: local paths are returned absolute (with their
+            ``#t=`` fragment); ``kind`` is None for a reference in no accepted form.
         """
         if not uri.strip():
             self.add([FieldProblem(field, "Empty reference", fix=_ANY_FORM)])
             return uri, None, None
-        if uri[:5].lower() == "data:":
-            return uri, self._data(field, uri), "data"
         scheme = _SCHEME_RE.match(uri)
         name = scheme.group(1).lower() if scheme else None
         if name in ("http", "https"):
@@ -190,35 +208,72 @@ class ReferenceChecker:
                 ]
             )
             return uri, None, None
-        text = uri
-        if name == "file":
-            parts = urllib.parse.urlsplit(uri)
-            if parts.netloc not in ("", "localhost"):
-                self.add(
-                    [
-                        FieldProblem(
-                            field,
-                            "file:// URI on another host",
-                            found=uri,
-                            fix="Copy the file here and give its local path",
-                        )
-                    ]
-                )
-                return uri, None, None
-            text = urllib.request.url2pathname(parts.path)
-        path = Path(text).expanduser()
-        path = (path if path.is_absolute() else self.base / path).resolve()
-        ref = ReferenceInfo(field, uri, "path", path=path)
+        try:
+            plain, trim = split_trim(uri)
+        except ValueError as exc:
+            self.add(
+                [
+                    FieldProblem(
+                        field, "Malformed in/out points", found=str(exc), fix="Write #t=<in>,<out> in seconds"
+                    )
+                ]
+            )
+            return uri, None, None
+        if uri[:5].lower() == "data:":
+            info = self._data(field, plain)
+            self.references[-1].trim = trim
+            return uri, info, "data"
+        if trim is not None and self._local(field, uri, quiet=True) is not None:
+            plain, trim = uri, None  # a file really named "...#t=..."
+        path = self._local(field, plain)
+        if path is None:
+            return uri, None, None
+        ref = ReferenceInfo(field, uri, "path", path=path, trim=trim)
         self.references.append(ref)
         ref.size_bytes, message, fix = _check_file(path)
         if message:
             self.add([FieldProblem(field, message, found=str(path), fix=fix)])
         elif self.probe:
             ref.media = probe_path(path)
-        return str(path), ref.media, "path"
+        return str(path) + (str(trim) if trim else ""), ref.media, "path"
+
+    def _local(self, field: str, text: str, quiet: bool = False) -> Path | None:
+        """The absolute path of a local reference (None: a file:// URI on another host, or not a file)."""
+        if text[:7].lower() == "file://":
+            parts = urllib.parse.urlsplit(text)
+            if parts.netloc not in ("", "localhost"):
+                if not quiet:
+                    self.add(
+                        [
+                            FieldProblem(
+                                field,
+                                "file:// URI on another host",
+                                found=text,
+                                fix="Copy the file here and give its local path",
+                            )
+                        ]
+                    )
+                return None
+            text = urllib.request.url2pathname(parts.path)
+        path = Path(text).expanduser()
+        path = (path if path.is_absolute() else self.base / path).resolve()
+        if quiet and not path.is_file():
+            return None
+        return path
 
     def _url(self, field: str, uri: str) -> None:
         self.references.append(ReferenceInfo(field, uri, "url"))
+        if "#t=" in uri:
+            self.add(
+                [
+                    FieldProblem(
+                        field,
+                        "In/out points (#t=) apply to local files and data: URIs only",
+                        found=uri,
+                        fix="Download the file and give its local path, or remove #t=",
+                    )
+                ]
+            )
         host = urllib.parse.urlsplit(uri).hostname
         if not host:
             self.add([FieldProblem(field, "URL without a host", found=uri, fix="Give a complete https URL")])
@@ -285,6 +340,19 @@ class ReferenceChecker:
         return info
 
 
+def _named(problems: list[FieldProblem], label: str | None, combined: bool = False) -> list[FieldProblem]:
+    """Name the file(s) in the ``found`` of unfixable errors: every refusal says which file it is about."""
+    if not label:
+        return problems
+    named = []
+    for p in problems:
+        if p.severity == "error" and not p.fixable and label not in (p.found or ""):
+            found = f"{p.found} from {label}" if combined else (f"{label}: {p.found}" if p.found else label)
+            p = dataclasses.replace(p, found=found)
+        named.append(p)
+    return named
+
+
 def media_problems(
     checker: ReferenceChecker,
     media: dict[str, list[tuple[str, MediaInfo | None, ReferenceKind | None]]],
@@ -297,12 +365,15 @@ def media_problems(
             reference as returned by :meth:`ReferenceChecker.reference`.
     """
     rules = {"input_images": image_rules, "input_videos": video_rules, "input_audios": audio_rules}
+    labels = {r.field: r.label() for r in checker.references if r.kind != "url"}
     for name, items in media.items():
         for field, info, _kind in items:
             if info is not None:
-                checker.add(rules[name](field, info))
-    checker.add(video_total_rules([(f, i) for f, i, _k in media.get("input_videos", [])]))
-    checker.add(audio_total_rules([(f, i) for f, i, _k in media.get("input_audios", [])]))
+                checker.add(_named(rules[name](field, info), labels.get(field)))
+    for name, rule in (("input_videos", video_total_rules), ("input_audios", audio_total_rules)):
+        items = media.get(name, [])
+        files = ", ".join(labels[f] for f, _i, _k in items if f in labels)
+        checker.add(_named(rule([(f, i) for f, i, _k in items]), files, combined=True))
     remote = [
         f for name in ("input_videos", "input_audios") for f, _i, kind in media.get(name, []) if kind == "url"
     ]

@@ -370,8 +370,9 @@ def image_rules(field: str, info: MediaInfo) -> list[FieldProblem]:
                     "Image aspect ratio outside the upstream limits (not documented by Oxen)",
                     limit=f"width/height {limits.IMAGE_MIN_ASPECT}-{limits.IMAGE_MAX_ASPECT}",
                     found=f"{info.width}x{info.height} = {ratio:.2f}",
-                    fix="Crop the image",
+                    fix="Pad or crop the image into the window",
                     severity="warning",
+                    fixable=True,
                 )
             )
     if info.exif_orientation not in (None, 1):

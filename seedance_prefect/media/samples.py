@@ -301,6 +301,7 @@ def make_video(
     seed: int = 0,
     pix_fmt: str = "yuv420p",
     pad_to_bytes: int | None = None,
+    distinct_frames: int | None = None,
 ) -> Path:
     """Write a deterministic test video: the :func:`pattern` picture sliding sideways.
 
@@ -319,6 +320,8 @@ def make_video(
         seed: Picks the colours.
         pix_fmt: Pixel format of the encoded frames.
         pad_to_bytes: MP4/MOV only: grow the file to exactly this many bytes with a ``free`` box.
+        distinct_frames: Draw only this many different pictures and cycle through them (much
+            faster for long high-resolution clips; None: every frame is drawn).
 
     Returns:
         The path written.
@@ -361,10 +364,15 @@ def make_video(
             astream.layout = "stereo"
             tone = _audio_frames(_tone(count / fps, 44100, 2, seed), 44100, 2)
         base = pattern(width, height, seed)
-        step = max(1, width // max(count, 1))
+        cycle = min(count, distinct_frames or count)
+        step = max(1, width // max(cycle, 1))
+        drawn: dict[int, av.VideoFrame] = {}
         pts = 0
         for i in range(count):
-            frame = av.VideoFrame.from_image(ImageChops.offset(base, i * step, 0))
+            if i % cycle not in drawn or distinct_frames is None:
+                picture = av.VideoFrame.from_image(ImageChops.offset(base, (i % cycle) * step, 0))
+                drawn[i % cycle] = picture.reformat(format=pix_fmt) if distinct_frames else picture
+            frame = drawn[i % cycle]
             if variable_frame_rate:
                 frame.pts, frame.time_base = pts, vstream.codec_context.time_base
                 pts += 2 if i % 2 == 0 else 6  # 0.5x and 1.5x of 4 ticks per frame

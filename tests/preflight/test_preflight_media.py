@@ -12,10 +12,14 @@ from seedance_prefect.preflight import PreflightReport, check_request, validate_
 
 
 def check(**fields: list[str]) -> PreflightReport:
-    """Check a request whose prompt refers to every attachment (so no tag warnings)."""
+    """Check a request whose prompt refers to every attachment (so no tag warnings).
+
+    ``fix=False``: these tests look at the rules themselves, before preprocessing turns the
+    fixable problems into planned fixes (see test_preflight_fixes.py).
+    """
     words = {"input_images": "Image", "input_videos": "Video", "input_audios": "Audio"}
     tags = [f"@{words[name]}{i + 1}" for name, items in fields.items() for i in range(len(items))]
-    return check_request({"prompt": "Use " + " ".join(tags), **fields})
+    return check_request({"prompt": "Use " + " ".join(tags), **fields}, fix=False)
 
 
 def errors(report: PreflightReport) -> list[tuple[str, str]]:
@@ -102,7 +106,9 @@ def test_combined_video_duration_both_sides(refs, names, expected):
 
 def test_video_duration_messages_have_units(refs):
     short = check(input_videos=[refs.s("v19")]).errors[0]
-    assert (short.found, short.limit, short.fixable) == ("1.9 s", "2-15 s combined", False)
+    # unfixable: the found names the file(s)
+    found = f"1.9 s from {refs.s('v19')}"
+    assert (short.found, short.limit, short.fixable) == (found, "2-15 s combined", False)
     long = check(input_videos=[refs.s("v5"), refs.s("v5"), refs.s("v55")]).errors[0]
     assert (long.found, long.fixable) == ("15.5 s", True)
 
