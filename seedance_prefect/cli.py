@@ -1,4 +1,4 @@
-"""The ``seedance`` command: plan, generate, emulator, demo.
+"""The ``seedance`` command: plan, generate, batch, emulator, demo.
 
 Exit codes: 0 success, 1 failed work (generation, download, verification or delivery), 2 bad input
 or bad usage. Errors print one clear message, never a traceback. ``seedance plan`` imports neither
@@ -8,6 +8,7 @@ Example:
     ```bash
     seedance plan request.json          # validate, show the body and the estimated cost
     seedance generate request.json --out ./videos
+    seedance batch requests.jsonl --deliver-to s3://bucket/videos/ --concurrency 8
     seedance demo                       # everything offline: emulator + embedded Prefect server
     ```
 """
@@ -58,6 +59,41 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--name", default=None, help="base name of the delivered files")
     gen.add_argument("--credentials", default=None, metavar="BLOCK_NAME", help="saved OxenCredentials block")
     gen.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the generation")
+    gen.add_argument(
+        "--deliver-to",
+        default=None,
+        metavar="TARGET",
+        help="deliver to an fsspec URL (s3://bucket/prefix/) or a saved block (s3-bucket/NAME), not --out",
+    )
+    gen.add_argument(
+        "--hosting",
+        default=None,
+        metavar="HOW",
+        help='how local references reach the service: "data", "oxen" or "s3-bucket/BLOCK_NAME"',
+    )
+    gen.add_argument("--repository", default=None, metavar="NS/NAME", help="Oxen repository for hosting")
+
+    batch = sub.add_parser("batch", help="generate every request of a JSONL or CSV manifest, N at a time")
+    batch.add_argument(
+        "manifest", help="JSONL or CSV manifest: a path, or a URL such as s3://bucket/batch.jsonl"
+    )
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None, help="output folder (default ./seedance-output)")
+    where.add_argument(
+        "--deliver-to", default=None, metavar="TARGET", help="fsspec URL (s3://bucket/prefix/) or saved block"
+    )
+    batch.add_argument(
+        "--concurrency", type=_positive_int, default=None, metavar="N", help="generations in flight at most"
+    )
+    batch.add_argument(
+        "--budget-usd", type=float, default=None, metavar="USD", help="refuse to start above it"
+    )
+    batch.add_argument("--run-key", default=None, help="extra key: a new key generates every row again")
+    batch.add_argument(
+        "--credentials", default=None, metavar="BLOCK_NAME", help="saved OxenCredentials block"
+    )
+    batch.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for each generation")
+    batch.add_argument("--limit-name", default=None, help="global concurrency limit (seedance-generations)")
 
     sub.add_parser("emulator", help="run the offline Oxen API emulator (see `seedance emulator --help`)")
 
@@ -75,6 +111,11 @@ def _plan(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2, default=str))
         return EXIT_OK if report.ok else EXIT_BAD_INPUT
     _print_problems(report.errors, report.warnings)
+    if report.planned:
+        print(f"Planned fixes ({len(report.planned)}), made locally before sending:")
+        for fix in report.planned:
+            print(f"  - {fix.field} ({fix.file}): {fix.what}: {fix.before} -> {fix.after}")
+            print(f"      why: {fix.why}")
     if not report.ok:
         return EXIT_BAD_INPUT
     endpoint = "POST /ai/videos/generate" if args.sync else "POST /ai/queue"
@@ -108,6 +149,32 @@ def _generate(args: argparse.Namespace) -> int:
         name=args.name,
         credentials=args.credentials,
         timeout=args.timeout,
+        deliver_to=args.deliver_to,
+        hosting=args.hosting,
+        repository=args.repository,
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .runtime import run_batch
+
+    return run_batch(
+        args.manifest,
+        output=args.out or Path("seedance-output"),
+        deliver_to=args.deliver_to,
+        concurrency=args.concurrency,
+        credentials=args.credentials,
+        run_key=args.run_key,
+        budget_usd=args.budget_usd,
+        timeout=args.timeout,
+        limit_name=args.limit_name,
     )
 
 
@@ -137,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return emulator_main(argv[1:])
     parser = _build_parser()
     args = parser.parse_args(argv)
-    handlers = {"plan": _plan, "generate": _generate, "demo": _demo}
+    handlers = {"plan": _plan, "generate": _generate, "batch": _batch, "demo": _demo}
     handler = handlers.get(args.command or "")
     if handler is None:
         parser.print_help()

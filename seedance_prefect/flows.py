@@ -26,7 +26,6 @@ from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.assets import materialize
 from prefect.events import emit_event
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
@@ -36,16 +35,16 @@ from .delivery import DeliveredVideo, default_name, safe_name
 from .errors import SeedanceError
 from .journal import Journal
 from .models import SeedanceRequest
+from .pipeline import finish_generation
 from .pricing import estimate_cost
+from .storage import resolve_target
 from .tasks import (
     DownloadedVideo,
-    deliver_video,
     download_video,
     enqueue_generation,
     generate_sync,
     prepare_references,
     validate_request,
-    verify_video,
     wait_for_generation,
 )
 
@@ -55,7 +54,6 @@ __all__ = ["cancel_remote_generations", "reference_to_video"]
 #: persisted; a hook in another process falls back to the saved block's name or the environment).
 _RUN_CREDENTIALS: OrderedDict[str, OxenCredentials] = OrderedDict()
 _RUN_CREDENTIALS_KEPT = 64
-_ASSET_KEY_OK = re.compile(r"^[A-Za-z0-9/_.:\-]+$")
 
 
 def _credentials_for_hook(flow_run: Any) -> OxenCredentials | None:
@@ -107,18 +105,9 @@ def _has_run_context() -> bool:
     return bool(FlowRunContext.get() or TaskRunContext.get())
 
 
-def _asset_key(path: Path) -> str | None:
-    key = f"file://{path}"
-    return key if _ASSET_KEY_OK.match(key) and len(key) <= 512 else None
-
-
-def _deliver(video: DownloadedVideo, output: Path, name: str, sidecar: dict[str, Any]) -> DeliveredVideo:
-    """Run ``deliver_video``, as an asset materialization when the target makes a valid asset key."""
-    key = _asset_key(output / f"{safe_name(name)}.mp4")
-    if key is None:
-        return deliver_video(video, str(output), name, sidecar)
-    task = materialize(key, by="seedance-prefect", name="deliver_video")(deliver_video.fn)
-    return task(video, str(output), name, sidecar)
+def _link(location: str) -> str:
+    """A link to a delivered file: URLs as they are, local paths as file:// URIs."""
+    return location if "://" in location else Path(location).resolve().as_uri()
 
 
 def _summary(
@@ -136,7 +125,7 @@ def _summary(
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {d.generation_id} | [{Path(d.video).name}]({Path(d.video).resolve().as_uri()}) | "
+        f"| {d.generation_id} | [{Path(d.video).name}]({_link(d.video)}) | "
         f"{d.size_bytes:,} B | `{d.sha256[:16]}` |"
         for d in delivered
     ]
@@ -163,8 +152,12 @@ def reference_to_video(
     poll_interval: float = 30.0,
     base_dir: str | None = None,
     journal_dir: str | None = None,
+    deliver_to: str | None = None,
+    hosting: str | None = None,
+    repository: str | None = None,
+    fix_references: bool = True,
 ) -> list[dict[str, Any]]:
-    """Generate video(s) from a prompt and references, verify them and deliver them to a folder.
+    """Generate video(s) from a prompt and references, verify them and deliver them to storage.
 
     Args:
         request: The API body (a dict or a ``SeedanceRequest``); local reference paths are
@@ -180,6 +173,18 @@ def reference_to_video(
         poll_interval: Seconds between fallback polls (completion events arrive sooner).
         base_dir: Folder that relative local paths in the request are relative to.
         journal_dir: Folder of the durable enqueue journal (default ``~/.seedance/journal``).
+        deliver_to: Deliver here instead of ``output`` (which then only keeps work files and
+            rejected videos): an fsspec URL such as ``s3://bucket/prefix/`` or a saved block as
+            ``"s3-bucket/NAME"``, ``"remote-file-system/NAME"``, ``"local-file-system/NAME"``.
+            Checked before anything is paid.
+        hosting: How local reference files reach the service: ``"data"`` (inline data: URIs),
+            ``"oxen"`` (upload to ``repository``) or ``"s3-bucket/<block-name>"`` (presigned
+            URLs). None: ``"oxen"`` when a repository is configured, else ``"data"``.
+        repository: Oxen repository ``namespace/name`` for ``"oxen"`` hosting (default: the
+            credentials block's ``repository``).
+        fix_references: Fix references the service would refuse (rotation, size, duration,
+            format...; a table artifact lists every change). False: send them as they are, and
+            refuse the request when one needs a fix.
 
     Returns:
         One dict per delivered video: ``generation_id``, ``video``, ``sidecar``, ``sha256``,
@@ -202,31 +207,31 @@ def reference_to_video(
     if new:
         run_key = f"{run_key or ''}new-{run_id or time.time()}"
     base_name = safe_name(name) if name else default_name(req.prompt, req.fingerprint(run_key))
-    prepared = prepare_references(req)
+    prepared = prepare_references(req, creds, hosting, repository, fix_references)
     cost = estimate_cost(req.duration, 1 if sync else req.num_generations)
     out = Path(output).resolve()
-    work, rejected = out / ".seedance-work", out / "rejected"
+    work = out / ".seedance-work"
     delivered: list[DeliveredVideo] = []
     failures: list[tuple[str, BaseException]] = []
 
+    target = resolve_target(deliver_to, out)
+    target.check()
+
     def finish(video: DownloadedVideo, row: Any, index: int, count: int) -> None:
-        probe = verify_video(video, req, str(rejected))
-        sidecar = {
-            "generation_id": video.generation_id,
-            "request": req.to_body("sync" if sync else "queue"),
-            "estimated_cost_usd": cost.usd / max(1, count),
-            "timings": {
-                "flow_started_at": started,
-                "enqueued_at": getattr(row, "enqueued_at", None),
-                "started_at": getattr(row, "started_at", None),
-                "completed_at": getattr(row, "completed_at", None),
-                "downloaded_at": video.downloaded_at,
-            },
-            "source": video.source,
-            "probe": probe,
-        }
         nm = base_name if count == 1 else f"{base_name}-{index + 1}"
-        delivered.append(_deliver(video, out, nm, sidecar))
+        delivered.append(
+            finish_generation(
+                video,
+                row,
+                req,
+                name=nm,
+                output=out,
+                target=target,
+                endpoint="sync" if sync else "queue",
+                cost_usd=cost.usd / max(1, count),
+                started=started,
+            )
+        )
 
     if sync:
         finish(generate_sync(prepared, creds, str(work)), None, 0, 1)

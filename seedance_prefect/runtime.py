@@ -71,6 +71,9 @@ def run_generate(
     credentials: str | None = None,
     timeout: float = 1800.0,
     poll_interval: float = 30.0,
+    deliver_to: str | None = None,
+    hosting: str | None = None,
+    repository: str | None = None,
 ) -> int:
     """Run the ``reference_to_video`` flow for the CLI and return its exit code.
 
@@ -100,6 +103,9 @@ def run_generate(
             new=new,
             timeout_seconds=timeout,
             poll_interval=poll_interval,
+            deliver_to=deliver_to,
+            hosting=hosting,
+            repository=repository,
         )
     except InvalidRequest as exc:
         for problem in exc.problems:
@@ -110,6 +116,130 @@ def run_generate(
         return EXIT_FAILED
     _print_deliveries(deliveries)
     return EXIT_OK
+
+
+def run_batch(
+    manifest: str,
+    *,
+    output: Path,
+    deliver_to: str | None = None,
+    concurrency: int | None = None,
+    credentials: str | None = None,
+    run_key: str | None = None,
+    budget_usd: float | None = None,
+    timeout: float = 1800.0,
+    poll_interval: float = 30.0,
+    limit_name: str | None = None,
+) -> int:
+    """Run the ``batch_reference_to_video`` flow for the CLI, print its summary, return the exit code.
+
+    The manifest is read and checked, and the budget applied, before Prefect starts, so bad input
+    fails in a second; bad rows are reported (line, name, problems) and skipped.
+
+    Returns:
+        0 every row delivered, 1 some rows invalid or failed (the rest delivered), 2 nothing run
+        (unreadable manifest, no valid row, over budget, missing key, bad target).
+    """
+    apply_prefect_defaults()
+    _sigterm_as_interrupt()
+    from .batch import already_delivered, plan_batch, read_manifest
+    from .budget import BudgetExceeded, check_budget
+    from .credentials import resolve_credentials
+    from .errors import AuthenticationError, InvalidRequest, SeedanceError
+    from .journal import Journal
+
+    try:
+        resolve_credentials(credentials)
+        rows, base_dir = read_manifest(manifest)
+        plan = plan_batch(rows, base_dir=base_dir, run_key=run_key)
+        for bad in plan.rejected:
+            print(f"invalid row: {bad}", file=sys.stderr)
+        if not plan.rows:
+            print("error: no valid row in the manifest; nothing was sent", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        journal = Journal()
+        todo = [r for r in plan.rows if not already_delivered(journal, r.fingerprint)]
+        check_budget(round(sum(r.cost.usd for r in todo), 2), budget_usd)
+    except AuthenticationError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except InvalidRequest as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BudgetExceeded as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{len(todo)} of {len(plan.rows)} valid rows to run; starting Prefect...", file=sys.stderr)
+    from .batch_flows import DEFAULT_LIMIT_NAME, BatchFailed, batch_reference_to_video
+
+    code = EXIT_OK
+    try:
+        result = batch_reference_to_video(
+            manifest,
+            output=str(output),
+            deliver_to=deliver_to,
+            concurrency=concurrency,
+            credentials=credentials,
+            run_key=run_key,
+            budget_usd=budget_usd,
+            timeout_seconds=timeout,
+            poll_interval=poll_interval,
+            limit_name=limit_name or DEFAULT_LIMIT_NAME,
+        )
+    except BatchFailed as exc:
+        result, code = exc.summary, EXIT_FAILED
+    except (InvalidRequest, BudgetExceeded) as exc:
+        problems = getattr(exc, "problems", None) or [exc]
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SeedanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(format_summary(result))
+    return code
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """Return a batch summary (``{"rows": [...], "totals": {...}}``) as a terminal table.
+
+    Example:
+        >>> print(format_summary({"rows": [{"line": 2, "name": "boat", "status": "delivered",
+        ...     "generation": "g1", "seconds": 5.0, "cost_usd": 2.0, "video": "out/boat.mp4",
+        ...     "error": ""}], "totals": {"rows": 1, "delivered": 1, "skipped": 0, "failed": 0,
+        ...     "invalid": 0, "generations": 1, "seconds": 5.0, "cost_usd": 2.0, "wall_seconds": 9.5}}))
+        line  name  status     generation  seconds  cost   video / error
+        2     boat  delivered  g1          5        $2.00  out/boat.mp4
+        Delivered 1 of 1 rows (0 already, 0 failed, 0 invalid): 1 videos, 5 s, estimated $2.00, in 9.5 s
+    """
+    header = ("line", "name", "status", "generation", "seconds", "cost", "video / error")
+    table = [header]
+    for row in result.get("rows", []):
+        detail = row.get("error") or row.get("video") or ""
+        table.append(
+            (
+                str(row.get("line", "")),
+                str(row.get("name", ""))[:40],
+                str(row.get("status", "")),
+                str(row.get("generation", ""))[:36],
+                f"{float(row.get('seconds') or 0):g}",
+                f"${float(row.get('cost_usd') or 0):.2f}",
+                str(detail)[:160],
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
+    lines = [
+        "  ".join([*(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)), r[-1]]).rstrip() for r in table
+    ]
+    t = result.get("totals", {})
+    lines.append(
+        f"Delivered {t.get('delivered', 0) + t.get('skipped', 0)} of {t.get('rows', 0)} rows "
+        f"({t.get('skipped', 0)} already, {t.get('failed', 0)} failed, {t.get('invalid', 0)} invalid): "
+        f"{t.get('generations', 0)} videos, {t.get('seconds', 0):g} s, "
+        f"estimated ${t.get('cost_usd', 0):.2f}, in {t.get('wall_seconds', 0):g} s"
+    )
+    return "\n".join(lines)
 
 
 DEMO_PROMPT = (

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
@@ -29,7 +29,7 @@ from prefect.tasks import exponential_backoff
 
 from . import limits
 from .credentials import OxenCredentials
-from .delivery import DeliveredVideo, deliver_to_folder, sha256_file
+from .delivery import DeliveredVideo, sha256_file
 from .errors import (
     ApiError,
     GenerationTimeout,
@@ -39,9 +39,13 @@ from .errors import (
     is_transient,
 )
 from .journal import Journal, JournalEntry, row_matches
-from .media.hosting import host_reference
+from .media.hosting import hosting_from_spec
+from .media.preprocess import default_cache_dir
+from .media.preprocess import prepare as prepare_media
 from .models import Generation, SeedanceRequest
 from .preflight import validate_request as _preflight_validate
+from .progress import ProgressReporter
+from .storage import DeliveryTarget, resolve_target
 from .verify import verify_video_file
 from .waiting import CompletionHub, wait_for_completion
 
@@ -130,16 +134,54 @@ def validate_request(
 
 
 @task(name="prepare_references", cache_policy=NO_CACHE)
-def prepare_references(request: SeedanceRequest) -> SeedanceRequest:
-    """Make every reference reachable by the service (local files inlined as data: URIs).
+def prepare_references(
+    request: SeedanceRequest,
+    credentials: OxenCredentials | None = None,
+    hosting: str | None = None,
+    repository: str | None = None,
+    fix: bool = True,
+    cache_dir: str | None = None,
+) -> SeedanceRequest:
+    """Fix what the service would refuse, and host what is local (see ``docs/references.md``).
 
-    URLs pass through untouched. Returns a new request; the original is not changed.
+    Every change is logged and published as the table artifact ``seedance-reference-fixes``
+    (what, why, before -> after); compliant references are sent byte-identical. Prepared outputs
+    are cached by content hash in ``cache_dir`` (default ``$SEEDANCE_STATE_DIR/cache``), uploads
+    are named by content hash, so re-runs neither re-encode nor re-upload.
+
+    Args:
+        request: A validated request (local paths absolute, maybe with ``#t=in,out``).
+        credentials: The account (key and base URL for Oxen repository hosting).
+        hosting: ``"data"``, ``"oxen"`` or ``"s3-bucket/<block-name>"``; None: ``"oxen"`` when a
+            repository is configured, else ``"data"``.
+        repository: Oxen repository ``namespace/name`` (default: the credentials block's).
+        fix: False: send the references as they are (what preprocessing would fix is refused).
+        cache_dir: Cache of prepared references.
+
+    Returns:
+        A new request whose references the service can read; the original is not changed.
+
+    Raises:
+        InvalidRequest: A reference cannot be fixed (or ``fix=False`` and one needs a fix).
+        HostingError: A file could not be hosted.
     """
-    update = {
-        name: [host_reference(uri) for uri in getattr(request, name)]
-        for name in ("input_images", "input_videos", "input_audios")
-    }
-    return request.model_copy(update=update)
+    logger = get_run_logger()
+    if not fix:
+        _preflight_validate(request, fix=False)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    strategy = hosting_from_spec(hosting, repository=repository, credentials=credentials, state_dir=cache)
+    prepared = prepare_media(request, cache_dir=cache, hosting=strategy, fix=fix)
+    for applied in prepared.fixes:
+        logger.info("Reference fix: %s", applied)
+    for ref in prepared.references:
+        logger.info("%s: %s via %s (%s)", ref.field, ref.action, ref.hosting or "as given", ref.uri[:120])
+    if prepared.references:
+        create_table_artifact(
+            prepared.table(),
+            key="seedance-reference-fixes",
+            description=f"Reference preprocessing: {len(prepared.fixes)} fix(es), hosting {strategy.name}",
+        )
+    return prepared.request
 
 
 def _journal_body(request: SeedanceRequest) -> dict[str, Any]:
@@ -292,16 +334,15 @@ def wait_for_generation(
         GenerationTimeout: The deadline passed.
     """
     logger = get_run_logger()
-    artifact_id = create_progress_artifact(0.0, description=f"Seedance generation {generation_id}")
+    progress = ProgressReporter(f"Seedance generation {generation_id}")
 
     def on_change(row: Generation) -> None:
         logger.info("Generation %s is %s", generation_id, row.status)
-        progress = 1.0 if row.is_terminal else PROGRESS.get(row.status, 0.3)
-        update_progress_artifact(artifact_id, progress * 100)
+        progress.update((1.0 if row.is_terminal else PROGRESS.get(row.status, 0.3)) * 100)
 
     api_key = credentials.api_key.get_secret_value()
     hub = CompletionHub.for_account(credentials.base_url, api_key, credentials.get_client)
-    with credentials.get_client() as client:
+    with progress, credentials.get_client() as client:
         try:
             return wait_for_completion(
                 client,
@@ -358,10 +399,12 @@ def generate_sync(request: SeedanceRequest, credentials: OxenCredentials, workdi
     """
     logger = get_run_logger()
     Path(workdir).mkdir(parents=True, exist_ok=True)
+    ident = f"sync-{request.fingerprint()[:12]}-{int(time.time())}"
+    inline = Path(workdir) / f"{ident}.mp4"
     with credentials.get_client() as client:
         for _ in range(RATE_LIMIT_TRIES):
-            try:
-                result = client.generate(request)
+            try:  # an inline (b64_json) video is decoded to disk while the answer arrives
+                result = client.generate(request, save_to=inline)
                 break
             except RateLimitedError as exc:
                 logger.info("Rate limited; waiting %.1f s", exc.retry_after or 1.0)
@@ -371,12 +414,10 @@ def generate_sync(request: SeedanceRequest, credentials: OxenCredentials, workdi
         if not result.videos:
             raise SeedanceError("The synchronous endpoint answered without a video")
         item = result.videos[0]
-        ident = f"sync-{result.created or int(time.time())}-{request.fingerprint()[:8]}"
-        target = Path(workdir) / f"{ident}.mp4"
-        if item.b64_json:
-            path, source = client.save_b64(item, target), "b64_json"
+        if item.saved_to:
+            path, source = Path(item.saved_to), "b64_json"
         else:
-            path, source = client.download(item, target), "url"
+            path, source = client.download(item, inline), "url"
     return DownloadedVideo(
         ident, str(path), sha256_file(path), Path(path).stat().st_size, source, time.time()
     )
@@ -402,14 +443,24 @@ def verify_video(video: DownloadedVideo, request: SeedanceRequest, rejected_dir:
 
 
 @task(name="deliver_video", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def deliver_video(video: DownloadedVideo, output: str, name: str, sidecar: dict[str, Any]) -> DeliveredVideo:
-    """Deliver the verified video and its JSON sidecar to the output folder.
+def deliver_video(
+    video: DownloadedVideo,
+    output: str,
+    name: str,
+    sidecar: dict[str, Any],
+    deliver_to: str | DeliveryTarget | None = None,
+) -> DeliveredVideo:
+    """Deliver the verified video and its JSON sidecar to the output folder or ``deliver_to``.
 
     Same bytes already there: nothing is written again. Different bytes under the same name: the
-    new file gets the generation id in its name (never a silent overwrite).
+    new file gets the generation id in its name (never a silent overwrite). ``deliver_to`` is a
+    :class:`~seedance_prefect.storage.DeliveryTarget` or anything
+    :func:`~seedance_prefect.storage.resolve_target` reads (an fsspec URL, a saved block as
+    ``"s3-bucket/NAME"``); stored objects are verified by size and sha256.
     """
-    delivered = deliver_to_folder(
-        video.path, output, name, generation_id=video.generation_id, sidecar=sidecar, sha256=video.sha256
+    target = deliver_to if isinstance(deliver_to, DeliveryTarget) else resolve_target(deliver_to, output)
+    delivered = target.deliver(
+        video.path, name, sidecar, generation_id=video.generation_id, sha256=video.sha256
     )
     get_run_logger().info(
         "Delivered %s (%d bytes, sha256 %s)", delivered.video, delivered.size_bytes, delivered.sha256[:12]

@@ -1,0 +1,153 @@
+"""Benchmark: a batch of short generations through the real flow, bounded by a global limit.
+
+200 generations of 2 s each (emulator latency), limit 20: the ideal wall time is
+200 * 2 / 20 = 20 s; the goal is within 1.15x of it. The emulator runs in its own process, the
+Prefect API server is started (and warmed up) before the clock starts, so the measured time is the
+batch flow's: validation of every row, the flow run, every task run, enqueue, wait, download,
+verification (full decode) and delivery of every video.
+
+Run alone: ``python bench/batch.py [--quick]`` (``--quick``: 40 generations, same limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT = 20
+LATENCY = 2.0
+GOAL_FACTOR = 1.15
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_emulator(port: int, max_running: int) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "seedance_prefect.emulator",
+        "--port",
+        str(port),
+        "--latency",
+        str(LATENCY),
+        "--max-running",
+        str(max_running),
+        "--keepalive",
+        "5",
+        "--log-level",
+        "error",
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the emulator did not start")
+
+
+def run(rows: int, limit: int = LIMIT) -> dict[str, Any]:
+    """Run one batch of ``rows`` generations with ``limit`` in flight; return the measurements."""
+    with tempfile.TemporaryDirectory(prefix="seedance-bench-") as tmp:
+        os.environ.setdefault("PREFECT_HOME", str(Path(tmp) / "prefect-home"))
+        os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ["SEEDANCE_STATE_DIR"] = str(Path(tmp) / "state")
+        os.environ["OXEN_API_KEY"] = "bench-key-for-the-local-emulator"
+        port = _free_port()
+        emulator = _start_emulator(port, max_running=2 * limit)
+        os.environ["OXEN_BASE_URL"] = f"http://127.0.0.1:{port}/api"
+        try:
+            from prefect.testing.utilities import prefect_test_harness
+
+            from seedance_prefect.batch_flows import batch_reference_to_video, ensure_concurrency_limit
+
+            manifest = Path(tmp) / "batch.jsonl"
+            manifest.write_text(
+                "".join(
+                    json.dumps(
+                        {
+                            "name": f"clip-{i:03d}",
+                            "prompt": "A paper boat on a pond",
+                            "duration": "4",
+                            "resolution": "480p",
+                            "aspect_ratio": "16:9",
+                            "seed": 7,
+                        }
+                    )
+                    + "\n"
+                    for i in range(rows)
+                )
+            )
+            with prefect_test_harness(server_startup_timeout=180):
+                ensure_concurrency_limit("seedance-generations", limit)  # server warm, limit ready
+                started = time.perf_counter()
+                result = batch_reference_to_video(
+                    str(manifest), output=str(Path(tmp) / "out"), concurrency=limit, poll_interval=30.0
+                )
+                wall = time.perf_counter() - started
+            stats = httpx.get(f"http://127.0.0.1:{port}/_emulator/stats").json()
+        finally:
+            emulator.terminate()
+            emulator.wait(10)
+    ideal = rows * LATENCY / limit
+    return {
+        "rows": rows,
+        "limit": limit,
+        "wall": wall,
+        "ideal": ideal,
+        "delivered": result["totals"]["delivered"],
+        "max_in_flight": stats["max_in_flight"],
+        "generations_created": stats["generations_created"],
+    }
+
+
+def main(quick: bool = False) -> list[dict[str, str]]:
+    """Run the benchmark; return rows of the results table (metric, goal, measured, baseline)."""
+    rows = 40 if quick else 200
+    m = run(rows)
+    goal = GOAL_FACTOR * m["ideal"]
+    return [
+        {
+            "metric": f"batch of {rows} generations x {LATENCY:g} s, limit {LIMIT}: wall time",
+            "goal": f"<= {goal:.1f} s ({GOAL_FACTOR}x ideal {m['ideal']:.0f} s)",
+            "measured": f"{m['wall']:.1f} s ({m['wall'] / m['ideal']:.2f}x); {m['delivered']} delivered",
+            "baseline": f"{rows * LATENCY:.0f} s one at a time",
+        },
+        {
+            "metric": f"batch of {rows}: most generations in flight at the service",
+            "goal": f"<= {LIMIT}",
+            "measured": f"{m['max_in_flight']} ({m['generations_created']} created)",
+            "baseline": "unbounded without the limit",
+        },
+    ]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    for row in main(args.quick):
+        print(f"| {row['metric']} | {row['goal']} | {row['measured']} | {row['baseline']} |")

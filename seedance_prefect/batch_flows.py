@@ -1,0 +1,373 @@
+"""The ``batch_reference_to_video`` flow: many requests from a manifest, bounded at the service.
+
+Steps: read and check every row (bad rows reported with line number, name and problems, then
+skipped) -> skip rows an earlier run delivered (the journal) -> refuse to start over the budget ->
+run the rows on threads (:mod:`seedance_prefect.batch_runner`). Per row: ``prepare_references``
+(when it has references) -> ``enqueue_generation`` -> ``wait_for_generation`` while holding
+``num_generations`` slots of the Prefect **global concurrency limit** (``seedance-generations`` by
+default), then ``download_video`` -> ``verify_video`` -> ``deliver_video`` after the slots are given
+back. Because the limit lives on the Prefect server, it holds across threads, flow runs and workers.
+
+Example:
+    ```python
+    from seedance_prefect.batch_flows import batch_reference_to_video
+
+    summary = batch_reference_to_video("requests.jsonl", deliver_to="s3://bucket/videos/", concurrency=8)
+    print(summary["totals"])
+    ```
+"""
+
+# No `from __future__ import annotations` here: Prefect builds the flow's parameter model from
+# these annotations, and string annotations do not resolve when a runner loads the flow by entrypoint.
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency as global_concurrency
+from prefect.events import emit_event
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run as current_flow_run
+
+from .batch import BatchPlan, BatchRow, already_delivered, plan_batch, read_manifest
+from .batch_runner import run_rows
+from .budget import RunTotals, check_budget
+from .credentials import OxenCredentials, resolve_credentials
+from .delivery import DeliveredVideo
+from .errors import SeedanceError
+from .flows import _RUN_CREDENTIALS, _record_deliveries, cancel_remote_generations
+from .journal import Journal
+from .pipeline import complete_generation
+from .storage import DeliveryTarget, resolve_target
+from .tasks import enqueue_generation, prepare_references, wait_for_generation
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_LIMIT_NAME",
+    "BatchFailed",
+    "batch_reference_to_video",
+    "ensure_concurrency_limit",
+    "free_slots",
+]
+
+DEFAULT_LIMIT_NAME = "seedance-generations"
+#: Limit created when none exists and the run does not name one.
+DEFAULT_CONCURRENCY = 4
+SUMMARY_COLUMNS = ("line", "name", "status", "generation", "video", "seconds", "cost_usd", "error")
+
+
+class BatchFailed(SeedanceError):
+    """Some rows of a batch were not delivered; ``summary`` has every row and the totals."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        self.summary = summary
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.summary))
+
+
+def ensure_concurrency_limit(name: str = DEFAULT_LIMIT_NAME, limit: int | None = None) -> int:
+    """Make sure the global concurrency limit ``name`` exists and is active; return its size.
+
+    With ``limit`` given, the limit is created with that size or updated to it; without, an
+    existing limit is used as it is (e.g. one made with ``prefect gcl create``) and a missing one
+    is created with :data:`DEFAULT_CONCURRENCY` slots.
+
+    Args:
+        name: The limit's name.
+        limit: Its size (slots = generations in flight), or None to keep the existing one.
+
+    Returns:
+        The limit's size.
+
+    Example:
+        ```python
+        ensure_concurrency_limit("seedance-generations", 20)   # prefect gcl create ... --limit 20
+        ```
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    if limit is not None and limit < 1:
+        raise ValueError("the concurrency limit must be at least 1")
+    with get_client(sync_client=True) as client:
+        for _ in range(3):
+            try:
+                current = client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                size = limit or DEFAULT_CONCURRENCY
+                try:
+                    client.create_global_concurrency_limit(
+                        GlobalConcurrencyLimitCreate(name=name, limit=size, active=True)
+                    )
+                except ObjectAlreadyExists:
+                    continue  # created meanwhile by another run: read it again
+                return size
+            if (limit is not None and current.limit != limit) or not current.active:
+                update = GlobalConcurrencyLimitUpdate(active=True)
+                if limit is not None:
+                    update.limit = limit
+                client.update_global_concurrency_limit(name, update)
+            return limit or current.limit
+    raise SeedanceError(f"Could not create or read the global concurrency limit {name!r}")
+
+
+def free_slots(name: str = DEFAULT_LIMIT_NAME) -> int:
+    """Return how many slots of the global concurrency limit ``name`` are free right now."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        current = client.read_global_concurrency_limit_by_name(name)
+    return max(0, current.limit - current.active_slots)
+
+
+def _row(line: int, name: str | None, status: str, **values: Any) -> dict[str, Any]:
+    row = dict.fromkeys(SUMMARY_COLUMNS, "")
+    row.update(line=line, name=name or "", status=status, seconds=0.0, cost_usd=0.0, generations=0)
+    row.update(values)
+    return row
+
+
+@task(name="validate_manifest", cache_policy=NO_CACHE)
+def validate_manifest(
+    manifest: str | list[dict[str, Any]], run_key: str | None = None, shard: int = 0, shards: int = 1
+) -> BatchPlan:
+    """Read the manifest (path, URL or a list of request dicts) and check every row of the shard."""
+    if isinstance(manifest, str):
+        rows, base_dir = read_manifest(manifest)
+        selected = [r for i, r in enumerate(rows) if i % shards == shard]
+        return plan_batch(selected, base_dir=base_dir, run_key=run_key)
+    return plan_batch(
+        [r for i, r in enumerate(manifest) if i % shards == shard],
+        run_key=run_key,
+    )
+
+
+@dataclass
+class _Generated:
+    """What a row's generation phase left for its finishing phase."""
+
+    ids: list[str]
+    finished: list[tuple[int, Any]]
+    failures: list[str]
+
+
+def _generate(row: BatchRow, credentials: OxenCredentials, options: dict[str, Any]) -> _Generated:
+    """Enqueue a row (or reattach to it) and wait until its generations are terminal."""
+    # A request without references has nothing to prepare: skip the task run (one less per row).
+    prepared = (
+        prepare_references(row.request, credentials=credentials)
+        if row.request.reference_count
+        else row.request
+    )
+    ids = enqueue_generation(prepared, credentials, run_key=row.run_key, journal_dir=options["journal_dir"])
+    done = _Generated(ids, [], [])
+    for index, gid in enumerate(ids):
+        try:
+            row_state = wait_for_generation(gid, credentials, options["timeout"], options["poll"])
+            done.finished.append((index, row_state))
+        except SeedanceError as exc:
+            done.failures.append(f"{gid}: {exc}")
+    return done
+
+
+def _finish(
+    row: BatchRow,
+    done: _Generated,
+    credentials: OxenCredentials,
+    target: DeliveryTarget,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Download, verify and deliver a row's succeeded generations; return the row's summary."""
+    count = row.request.num_generations
+    usd, seconds = row.cost.usd / max(1, count), row.cost.seconds / max(1, count)
+    delivered: list[DeliveredVideo] = []
+    failures = list(done.failures)
+    for index, generation in done.finished:
+        name = row.name if len(done.ids) == 1 else f"{row.name}-{index + 1}"
+        try:
+            delivered.append(
+                complete_generation(
+                    generation,
+                    credentials,
+                    row.request,
+                    name=name,
+                    output=options["output"],
+                    target=target,
+                    cost_usd=usd,
+                    started=options["started"],
+                )
+            )
+        except SeedanceError as exc:
+            failures.append(f"{generation.generation_id}: {exc}")
+    _record_deliveries(options["journal_dir"], row.fingerprint, delivered)
+    if failures:
+        get_run_logger().error("Row %d (%s) failed: %s", row.line, row.name, "; ".join(failures))
+    return _row(
+        row.line,
+        row.name,
+        "failed" if failures else "delivered",
+        generation=", ".join(done.ids),
+        video=", ".join(d.video for d in delivered),
+        generations=len(delivered),
+        seconds=seconds * len(delivered),
+        cost_usd=round(usd * len(delivered), 2),
+        error="; ".join(failures),
+    )
+
+
+def _failed(row: BatchRow, exc: BaseException) -> dict[str, Any]:
+    get_run_logger().error("Row %d (%s) failed: %s", row.line, row.name, exc)
+    return _row(row.line, row.name, "failed", error=str(exc) or type(exc).__name__)
+
+
+def _artifact_key(manifest: Any) -> str:
+    stem = Path(manifest.split("?", 1)[0]).stem if isinstance(manifest, str) else "inline"
+    return ("seedance-batch-" + re.sub(r"[^a-z0-9-]+", "-", stem.lower())).strip("-")[:80]
+
+
+@flow(
+    name="seedance-batch-reference-to-video",
+    on_cancellation=[cancel_remote_generations],
+    on_crashed=[cancel_remote_generations],
+    on_failure=[cancel_remote_generations],
+)
+def batch_reference_to_video(
+    manifest: str | list[dict[str, Any]],
+    output: str = "seedance-output",
+    deliver_to: str | None = None,
+    concurrency: int | None = None,
+    credentials: OxenCredentials | str | None = None,
+    run_key: str | None = None,
+    budget_usd: float | None = None,
+    timeout_seconds: float = 1800.0,
+    poll_interval: float = 30.0,
+    journal_dir: str | None = None,
+    limit_name: str = DEFAULT_LIMIT_NAME,
+    shard: int = 0,
+    shards: int = 1,
+) -> dict[str, Any]:
+    """Generate, verify and deliver every request of a manifest, at most N generations in flight.
+
+    Args:
+        manifest: A JSONL or CSV manifest (local path or fsspec URL such as
+            ``s3://bucket/nightly.jsonl``), or a list of request dicts (``name`` optional).
+        output: Local folder: the delivery folder when ``deliver_to`` is not given, and the
+            place of work files and rejected videos.
+        deliver_to: An fsspec URL (``s3://bucket/prefix/``) or a saved block
+            (``s3-bucket/NAME``, ``remote-file-system/NAME``, ``local-file-system/NAME``).
+        concurrency: Generations in flight at most, across every run and worker sharing
+            ``limit_name``; sets the global concurrency limit. None: keep the existing limit (or
+            create it with 4 slots).
+        credentials: An ``OxenCredentials`` block, a saved block's name, or None for the
+            environment (``OXEN_API_KEY``, ``OXEN_BASE_URL``).
+        run_key: Batch-wide extra key: a different key generates every row again.
+        budget_usd: Refuse to start when the estimated cost of the rows to run is over this.
+        timeout_seconds: Deadline for each generation; past it the generation is cancelled.
+        poll_interval: Seconds between fallback polls (completion events arrive sooner).
+        journal_dir: Folder of the durable enqueue journal (default ``~/.seedance/journal``).
+        limit_name: Name of the global concurrency limit.
+        shard: Run only the rows whose 0-based position modulo ``shards`` is ``shard``.
+        shards: Number of shards (split one manifest over several flow runs or workers).
+
+    Returns:
+        ``{"rows": [...], "totals": {...}}``: one summary row per manifest row (``line``,
+        ``name``, ``status`` delivered/skipped/failed/invalid, ``generation``, ``video``,
+        ``seconds``, ``cost_usd``, ``error``) and the run's totals.
+
+    Raises:
+        InvalidRequest: The manifest or the delivery target is unusable (nothing was sent).
+        BudgetExceeded: The estimated cost is over ``budget_usd`` (nothing was sent).
+        BatchFailed: Some rows were invalid or failed; every other row was still delivered.
+    """
+    started = time.time()
+    logger = get_run_logger()
+    if not 0 <= shard < shards:
+        raise ValueError("shard must be in 0..shards-1")
+    creds = resolve_credentials(credentials)
+    run_id = current_flow_run.get_id()
+    if run_id:
+        _RUN_CREDENTIALS[run_id] = creds
+    plan = validate_manifest(manifest, run_key, shard, shards)
+    target = resolve_target(deliver_to, output)
+    target.check()
+    limit = ensure_concurrency_limit(limit_name, concurrency)
+    journal = Journal(journal_dir)
+    summary: list[dict[str, Any]] = []
+    for bad in plan.rejected:
+        logger.warning("Skipping invalid row %s", bad)
+        summary.append(_row(bad.line, bad.name, "invalid", error="; ".join(bad.problems)))
+    to_run: list[BatchRow] = []
+    for row in plan.rows:
+        done = already_delivered(journal, row.fingerprint)
+        if row.request.num_generations > limit:
+            problem = f"num_generations {row.request.num_generations} is over the concurrency limit {limit}"
+            logger.warning("Skipping invalid row %d (%s): %s", row.line, row.name, problem)
+            summary.append(_row(row.line, row.name, "invalid", error=problem))
+        elif done:
+            videos = ", ".join(str(d.get("video", "")) for d in done)
+            generation = ", ".join(d["generation_id"] for d in done)
+            summary.append(_row(row.line, row.name, "skipped", generation=generation, video=videos))
+        else:
+            to_run.append(row)
+    cost = round(sum(r.cost.usd for r in to_run), 2)
+    check_budget(cost, budget_usd)
+    logger.info(
+        "Batch: %d rows to run (estimated $%.2f), %d already delivered, %d invalid; limit %r = %d",
+        len(to_run),
+        cost,
+        sum(1 for s in summary if s["status"] == "skipped"),
+        sum(1 for s in summary if s["status"] == "invalid"),
+        limit_name,
+        limit,
+    )
+
+    options = {
+        "journal_dir": journal_dir,
+        "timeout": timeout_seconds,
+        "poll": poll_interval,
+        "output": output,
+        "started": started,
+    }
+    if to_run:
+        summary += run_rows(
+            to_run,
+            generate=lambda row: _generate(row, creds, options),
+            finish=lambda row, done: _finish(row, done, creds, target, options),
+            fail=_failed,
+            slots_of=lambda row: row.request.num_generations,
+            open_lease=lambda k: global_concurrency(limit_name, occupy=k, strict=True, max_retries=0),
+            server_free=lambda: free_slots(limit_name),
+            slots=limit,
+        )
+    summary.sort(key=lambda r: r["line"])
+    totals = RunTotals.from_rows(summary, time.time() - started)
+    create_table_artifact(
+        [{k: r[k] for k in SUMMARY_COLUMNS} for r in summary],
+        key=_artifact_key(manifest),
+        description=(
+            f"Seedance batch: {totals.delivered} delivered, {totals.skipped} already delivered, "
+            f"{totals.failed} failed, {totals.invalid} invalid; {totals.generations} videos, "
+            f"{totals.seconds:g} s, estimated ${totals.cost_usd:.2f}"
+        ),
+    )
+    emit_event(
+        "seedance.batch.completed" if totals.ok else "seedance.batch.failed",
+        resource={"prefect.resource.id": f"seedance.batch.{run_id or 'local'}"},
+        payload=totals.as_dict(),
+    )
+    result = {"rows": summary, "totals": totals.as_dict()}
+    if not totals.ok:
+        raise BatchFailed(
+            f"{totals.delivered + totals.skipped} of {totals.rows} rows delivered; "
+            f"{totals.failed} failed, {totals.invalid} invalid",
+            result,
+        )
+    return result

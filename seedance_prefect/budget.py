@@ -1,0 +1,117 @@
+"""Run totals and the optional budget of a batch.
+
+The budget is checked **before anything is enqueued**: when the estimated cost of every row that
+would run (rows already delivered are free) is over ``budget_usd``, the batch refuses to start
+and nothing is paid. Estimates are upper bounds per row ($0.40 per requested second; duration
+``"auto"`` costed at 15 s), so a batch that starts cannot go over its budget by our estimate;
+there is no "stop enqueuing half way" (that would leave a batch half done for no saving).
+
+Example:
+    >>> check_budget(12.0, 20.0)
+    >>> try:
+    ...     check_budget(12.0, 10.0)
+    ... except BudgetExceeded as exc:
+    ...     print(exc)
+    Estimated cost $12.00 is over the budget of $10.00: nothing was enqueued
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import SeedanceError
+
+__all__ = ["BudgetExceeded", "RunTotals", "check_budget"]
+
+
+class BudgetExceeded(SeedanceError):
+    """The estimated cost of a batch is over its budget; nothing was enqueued.
+
+    Attributes:
+        cost_usd: The estimated cost.
+        budget_usd: The budget.
+    """
+
+    def __init__(self, cost_usd: float, budget_usd: float) -> None:
+        self.cost_usd = cost_usd
+        self.budget_usd = budget_usd
+        super().__init__(
+            f"Estimated cost ${cost_usd:.2f} is over the budget of ${budget_usd:.2f}: nothing was enqueued"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.cost_usd, self.budget_usd))
+
+
+def check_budget(cost_usd: float, budget_usd: float | None) -> None:
+    """Raise :class:`BudgetExceeded` when ``cost_usd`` is over ``budget_usd`` (None: no budget).
+
+    Raises:
+        BudgetExceeded: Over budget.
+        ValueError: A negative budget.
+    """
+    if budget_usd is None:
+        return
+    if budget_usd < 0:
+        raise ValueError("budget_usd must be >= 0")
+    if round(cost_usd, 2) > round(budget_usd, 2):
+        raise BudgetExceeded(cost_usd, budget_usd)
+
+
+@dataclass
+class RunTotals:
+    """Totals of one batch run.
+
+    Attributes:
+        rows: Rows in the manifest (or the shard).
+        delivered: Rows delivered by this run.
+        skipped: Rows already delivered by an earlier run.
+        failed: Rows that failed.
+        invalid: Rows refused by the checks.
+        generations: Videos delivered by this run.
+        seconds: Seconds of video delivered by this run (requested durations).
+        cost_usd: Estimated cost of the videos delivered by this run.
+        wall_seconds: Wall time of the run.
+
+    Example:
+        >>> RunTotals.from_rows([{"status": "delivered", "generations": 2, "seconds": 10, "cost_usd": 4.0},
+        ...                      {"status": "invalid"}]).as_dict()["cost_usd"]
+        4.0
+    """
+
+    rows: int = 0
+    delivered: int = 0
+    skipped: int = 0
+    failed: int = 0
+    invalid: int = 0
+    generations: int = 0
+    seconds: float = 0.0
+    cost_usd: float = 0.0
+    wall_seconds: float = 0.0
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, Any]], wall_seconds: float = 0.0) -> RunTotals:
+        """Add up summary rows (``status``, ``generations``, ``seconds``, ``cost_usd``)."""
+        totals = cls(wall_seconds=round(wall_seconds, 1))
+        for row in rows:
+            totals.rows += 1
+            status = row.get("status")
+            if status in ("delivered", "skipped", "failed", "invalid"):
+                setattr(totals, status, getattr(totals, status) + 1)
+            if status == "delivered":
+                totals.generations += int(row.get("generations") or 0)
+                totals.seconds += float(row.get("seconds") or 0.0)
+                totals.cost_usd += float(row.get("cost_usd") or 0.0)
+        totals.cost_usd = round(totals.cost_usd, 2)
+        return totals
+
+    @property
+    def ok(self) -> bool:
+        """True when every row was delivered (now or by an earlier run)."""
+        return self.rows > 0 and self.delivered + self.skipped == self.rows
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the totals as a JSON-ready dict."""
+        return asdict(self)

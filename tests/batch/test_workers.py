@@ -1,0 +1,214 @@
+"""Scale-out: `prefect server start`, a process work pool, two workers, the batch deployed from
+flows/prefect.yaml, one manifest split over two flow runs (one per worker), and the global limit
+holding across both at the service."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from seedance_prefect.emulator import EmulatorConfig, run_emulator
+
+from ..flows.flowkit import API_KEY, stats
+
+REPO = Path(__file__).resolve().parents[2]
+LIMIT = 2
+ROWS = 8
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``condition`` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """`prefect server start` on a fresh SQLite database; yields its API URL and a client env."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "server-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+        PREFECT_SERVER_UI_ENABLED="false",
+        PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+    )
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+
+    def healthy() -> bool:
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+        try:
+            return httpx.get(f"{url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(healthy, 150, "prefect server start")
+        client_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        client_env.update(
+            PREFECT_API_URL=url,
+            PREFECT_HOME=str(tmp_path / "client-home"),
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_WORKER_QUERY_SECONDS="1",
+            PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        )
+        yield url, client_env
+    finally:
+        _stop(proc)
+
+
+def _prefect(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_limit(server, tmp_path):
+    url, env = server
+    manifest = tmp_path / "batch.jsonl"
+    manifest.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "name": f"w-{i}",
+                    "prompt": f"Harbour at dusk {i}",
+                    "duration": "4",
+                    "resolution": "480p",
+                    "aspect_ratio": "16:9",
+                }
+            )
+            + "\n"
+            for i in range(ROWS)
+        )
+    )
+    with run_emulator(EmulatorConfig(latency=1.5, max_running=10, keepalive=1.0)) as emu:
+        env.update(
+            OXEN_API_KEY=API_KEY,
+            OXEN_BASE_URL=emu.base_url,
+            SEEDANCE_STATE_DIR=str(tmp_path / "state"),
+            SEEDANCE_PIPELINES_DIR=str(REPO / "flows"),
+        )
+        _prefect(env, "work-pool", "create", "--type", "process", "seedance-process")
+        _prefect(env, "--no-prompt", "deploy", "--name", "batch", cwd=REPO / "flows")
+        workers = []
+        for name in ("worker-a", "worker-b"):
+            log = (tmp_path / f"{name}.log").open("wb")
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "prefect",
+                        "worker",
+                        "start",
+                        "--pool",
+                        "seedance-process",
+                        "--limit",
+                        "1",
+                        "--name",
+                        name,
+                    ],
+                    env=env,
+                    cwd=tmp_path,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        try:
+            from prefect.client.orchestration import get_client
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+                deployment = client.read_deployment_by_name("seedance-batch-reference-to-video/batch")
+                runs = [
+                    client.create_flow_run_from_deployment(
+                        deployment.id,
+                        parameters={
+                            "manifest": str(manifest),
+                            "output": str(tmp_path / "out"),
+                            "concurrency": LIMIT,
+                            "poll_interval": 5.0,
+                            "shard": shard,
+                            "shards": 2,
+                        },
+                    )
+                    for shard in (0, 1)
+                ]
+
+                def finished() -> list[Any] | None:
+                    states = [client.read_flow_run(r.id) for r in runs]
+                    return states if all(s.state and s.state.is_final() for s in states) else None
+
+                final = wait_until(finished, 170, "both flow runs to finish")
+        finally:
+            for proc in workers:
+                _stop(proc)
+        assert [r.state.type.value for r in final] == ["COMPLETED", "COMPLETED"], [r.state for r in final]
+        st = stats(emu)
+
+    assert st["generations_created"] == ROWS
+    assert st["max_in_flight"] <= LIMIT  # held across both workers' flow runs
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.mp4")) == sorted(
+        f"w-{i}.mp4" for i in range(ROWS)
+    )
+    logs = [(tmp_path / f"{n}.log").read_text() for n in ("worker-a", "worker-b")]
+    owners = [
+        {
+            i
+            for i, log in enumerate(logs)
+            if f"submitting flow run '{r.id}'" in log
+            and f"Aborted submission of flow run '{r.id}'" not in log
+        }
+        for r in final
+    ]
+    assert owners in ([{0}, {1}], [{1}, {0}]), owners  # each worker ran one of the two flow runs
+    first, second = final
+    assert first.start_time < second.end_time and second.start_time < first.end_time  # they overlapped
