@@ -74,14 +74,29 @@ def safe_name(name: str, *, field: str = "name") -> str:
     cannot survive, so a name can never escape the output folder.
 
     Raises:
-        InvalidRequest: The name is empty once cleaned.
+        InvalidRequest: The name holds a path (``/``, ``\\``, ``..``) or is empty once cleaned.
 
     Example:
-        >>> safe_name("../../etc/passwd")
-        'etc_passwd'
         >>> safe_name("My clip #1")
         'My_clip_1'
+        >>> safe_name("../../etc/passwd")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        seedance_prefect.errors.InvalidRequest: 1 problem in the request:
+          - name: Invalid output name: a name, not a path...
     """
+    if "/" in name or "\\" in name or ".." in name:
+        raise InvalidRequest(
+            [
+                FieldProblem(
+                    field,
+                    "Invalid output name: a name, not a path",
+                    limit="no '/', '\\' or '..'",
+                    found=repr(name),
+                    fix="Use a plain file name such as 'my-video'; choose the folder with output/deliver_to",
+                )
+            ]
+        )
     cleaned = _NAME_OK.sub("_", name).strip("._-")[:MAX_NAME_CHARS].strip("._-")
     cleaned = re.sub(r"_{2,}", "_", cleaned)
     if not cleaned:

@@ -28,7 +28,9 @@ class ProgressReporter:
 
     Args:
         description: The artifact's description.
-        join_timeout: Seconds :meth:`close` waits for queued updates.
+        join_timeout: Seconds :meth:`close` waits for queued updates; 0 (default) returns at once
+            and lets the thread finish the last update on its own, so a waiting task (and the
+            generation slot it holds) is never delayed by the artifact API.
 
     Example:
         ```python
@@ -37,7 +39,7 @@ class ProgressReporter:
         ```
     """
 
-    def __init__(self, description: str, *, join_timeout: float = 2.0) -> None:
+    def __init__(self, description: str, *, join_timeout: float = 0.0) -> None:
         self._queue: queue.Queue[object] = queue.Queue()
         self._join_timeout = join_timeout
         context = contextvars.copy_context()
@@ -69,7 +71,8 @@ class ProgressReporter:
     def close(self) -> None:
         """Stop after the queued updates, waiting at most ``join_timeout`` seconds."""
         self._queue.put(_CLOSE)
-        self._thread.join(self._join_timeout)
+        if self._join_timeout > 0:
+            self._thread.join(self._join_timeout)
 
     def __enter__(self) -> ProgressReporter:
         return self
