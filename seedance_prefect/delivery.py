@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -18,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ._files import write_json_atomic
 from .errors import FieldProblem, InvalidRequest
 
 __all__ = ["DeliveredVideo", "default_name", "deliver_to_folder", "safe_name", "sha256_file"]
@@ -125,20 +125,6 @@ def default_name(prompt: str, fingerprint: str) -> str:
     return f"{words or 'video'}-{fingerprint[:8]}"
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, default=str)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _free_target(folder: Path, name: str, generation_id: str, sha256: str) -> tuple[Path, bool]:
     """Pick the target path: (path, reused). Same bytes already there -> reuse."""
     candidates = [name, f"{name}-{generation_id[:8]}"] + [
@@ -208,5 +194,6 @@ def deliver_to_folder(
             os.unlink(video_path)
     size = target.stat().st_size
     sidecar_path = target.with_suffix(".json")
-    _write_json_atomic(sidecar_path, {**sidecar, "sha256": digest, "size_bytes": size, "video": target.name})
+    sidecar = {**sidecar, "sha256": digest, "size_bytes": size, "video": target.name}
+    write_json_atomic(sidecar_path, sidecar, indent=2, default=str)
     return DeliveredVideo(generation_id, str(target), str(sidecar_path), digest, size, reused)

@@ -32,13 +32,13 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ._files import write_json_atomic
 from .models import Generation
 
 __all__ = ["Attempt", "Journal", "JournalEntry", "default_journal_dir", "row_matches"]
@@ -164,18 +164,7 @@ class Journal:
     def save(self, entry: JournalEntry) -> None:
         """Write an entry atomically (temp file, fsync, rename)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._path(entry.fingerprint)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{entry.fingerprint[:12]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(asdict(entry), handle, indent=1, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_json_atomic(self._path(entry.fingerprint), asdict(entry), indent=1, sort_keys=True)
 
     @contextlib.contextmanager
     def lock(self, fingerprint: str) -> Iterator[None]:

@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 
+from ..flows.flowkit import wait_until
 from .test_batch_flow import _row
-from .test_workers import REPO, wait_until
+from .test_workers import REPO
 
 
 def test_batch_flow_served_with_a_cron_schedule(prefect_server, emulator, tmp_path):

@@ -10,8 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +19,11 @@ import pytest
 
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
 
-from ..flows.flowkit import API_KEY, stats
+from ..flows.flowkit import API_KEY, stats, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 2
 ROWS = 8
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``condition`` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _free_port() -> int:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 
 API_KEY = "sk-test-4f1c9e2b7a5d4c3e8f6a0b1c2d3e4f5a"
@@ -18,3 +22,14 @@ def set_faults(emu: object, spec: str) -> None:
 def stats(emu: object) -> dict:
     """The emulator's statistics."""
     return httpx.get(f"{emu.url}/_emulator/stats").json()  # type: ignore[attr-defined]
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``condition`` until it returns a truthy value (returned) or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -1,0 +1,41 @@
+"""Small file helpers shared by the journal and local delivery."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_json_atomic"]
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any, **dump_options: Any) -> None:
+    """Write ``data`` as JSON to ``path`` whole or not at all: temp file in the same folder, fsync, rename.
+
+    Args:
+        path: The destination (its folder must exist).
+        data: What to write.
+        **dump_options: Passed to :func:`json.dump` (e.g. ``indent=2``).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.json"
+        >>> write_json_atomic(target, {"k": 1})
+        >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+        ('{"k": 1}', ['a.json'])
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, **dump_options)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
