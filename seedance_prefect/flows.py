@@ -207,15 +207,14 @@ def reference_to_video(
     if new:
         run_key = f"{run_key or ''}new-{run_id or time.time()}"
     base_name = safe_name(name) if name else default_name(req.prompt, req.fingerprint(run_key))
+    out = Path(output).resolve()
+    target = resolve_target(deliver_to, out)
+    target.check()  # before references are uploaded and before anything is paid
     prepared = prepare_references(req, creds, hosting, repository, fix_references)
     cost = estimate_cost(req.duration, 1 if sync else req.num_generations)
-    out = Path(output).resolve()
     work = out / ".seedance-work"
     delivered: list[DeliveredVideo] = []
     failures: list[tuple[str, BaseException]] = []
-
-    target = resolve_target(deliver_to, out)
-    target.check()
 
     def finish(video: DownloadedVideo, row: Any, index: int, count: int) -> None:
         nm = base_name if count == 1 else f"{base_name}-{index + 1}"
