@@ -108,7 +108,7 @@ def _child(ctx: Any, mode: str, base_url: str, folder: Path) -> int:
 
 def main(quick: bool = False) -> list[dict[str, Any]]:
     """Measure both modes; return rows (metric, goal, measured, baseline, ok)."""
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")  # bench/run loads this file by path: spawn cannot re-import it
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
