@@ -9,7 +9,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_json_atomic"]
+__all__ = ["STATE_DIR_ENV", "state_dir", "write_json_atomic"]
+
+STATE_DIR_ENV = "SEEDANCE_STATE_DIR"
+
+
+def state_dir(name: str) -> Path:
+    """Return the folder ``name`` of the package's local state: ``$SEEDANCE_STATE_DIR/<name>``, else
+    ``~/.seedance/<name>`` (the journal and the reference cache live there).
+
+    Example:
+        >>> state_dir("journal").name
+        'journal'
+    """
+    root = os.environ.get(STATE_DIR_ENV)
+    return (Path(root) if root else Path.home() / ".seedance") / name
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any, **dump_options: Any) -> None:

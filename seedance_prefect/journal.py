@@ -38,12 +38,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ._files import write_json_atomic
+from ._files import state_dir, write_json_atomic
 from .models import Generation
 
 __all__ = ["Attempt", "Journal", "JournalEntry", "default_journal_dir", "row_matches"]
 
-STATE_DIR_ENV = "SEEDANCE_STATE_DIR"
 #: Seconds of clock difference tolerated between us and the service when matching rows.
 CLOCK_SKEW_SECONDS = 120.0
 
@@ -55,8 +54,7 @@ def default_journal_dir() -> Path:
         >>> default_journal_dir().name
         'journal'
     """
-    root = os.environ.get(STATE_DIR_ENV)
-    return Path(root) / "journal" if root else Path.home() / ".seedance" / "journal"
+    return state_dir("journal")
 
 
 @dataclass

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._files import state_dir
 from ..errors import FieldProblem, InvalidRequest, SeedanceError
 from ..models import SeedanceRequest
 from ..preflight_rules import audio_rules, fmt_bytes, fmt_pixels, image_rules, video_rules, video_total_rules
@@ -49,7 +50,6 @@ __all__ = ["CACHE_VERSION", "PreparedReference", "PreparedReferences", "default_
 
 #: Bumped when normalisation changes in a way that makes cached outputs stale.
 CACHE_VERSION = 1
-STATE_DIR_ENV = "SEEDANCE_STATE_DIR"
 
 
 def default_cache_dir() -> Path:
@@ -59,8 +59,7 @@ def default_cache_dir() -> Path:
         >>> default_cache_dir().name
         'cache'
     """
-    root = os.environ.get(STATE_DIR_ENV)
-    return Path(root) / "cache" if root else Path.home() / ".seedance" / "cache"
+    return state_dir("cache")
 
 
 @dataclass

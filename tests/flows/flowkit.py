@@ -10,7 +10,7 @@ import httpx
 
 API_KEY = "sk-test-4f1c9e2b7a5d4c3e8f6a0b1c2d3e4f5a"
 #: Every API key the Prefect-backed tests use: the session's secret scan looks for each.
-SECRETS = [API_KEY, "sk-test-references-0123456789abcdef"]  # the second: tests/references/conftest.py
+SECRETS = [API_KEY]
 
 
 def set_faults(emu: object, spec: str) -> None:
