@@ -4,7 +4,8 @@
 200 * 2 / 20 = 20 s; the goal is within 1.15x of it. The emulator runs in its own process, the
 Prefect API server is started (and warmed up) before the clock starts, so the measured time is the
 batch flow's: validation of every row, the flow run, every task run, enqueue, wait, download,
-verification (full decode) and delivery of every video.
+verification (full decode) and delivery of every video. The flow runs as ``seedance batch`` runs
+it, inside :func:`seedance_prefect.runtime.local_flow_settings` (no flow run heartbeats).
 
 Run alone: ``python bench/batch.py [--quick]`` (``--quick``: 40 generations, same limit).
 """
@@ -83,6 +84,7 @@ def run(rows: int, limit: int = LIMIT) -> dict[str, Any]:
             from prefect.testing.utilities import prefect_test_harness
 
             from seedance_prefect.batch_flows import batch_reference_to_video, ensure_concurrency_limit
+            from seedance_prefect.runtime import local_flow_settings
 
             manifest = Path(tmp) / "batch.jsonl"
             manifest.write_text(
@@ -104,9 +106,10 @@ def run(rows: int, limit: int = LIMIT) -> dict[str, Any]:
             with prefect_test_harness(server_startup_timeout=180):
                 ensure_concurrency_limit("seedance-generations", limit)  # server warm, limit ready
                 started = time.perf_counter()
-                result = batch_reference_to_video(
-                    str(manifest), output=str(Path(tmp) / "out"), concurrency=limit, poll_interval=30.0
-                )
+                with local_flow_settings():  # as `seedance batch` runs it
+                    result = batch_reference_to_video(
+                        str(manifest), output=str(Path(tmp) / "out"), concurrency=limit, poll_interval=30.0
+                    )
                 wall = time.perf_counter() - started
             stats = httpx.get(f"http://127.0.0.1:{port}/_emulator/stats").json()
         finally:

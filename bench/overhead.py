@@ -2,7 +2,10 @@
 
 Metrics (issue 7):
 - overhead per generation = flow wall time - the emulator's generation time (queued -> succeeded);
-  goal <= 0.5 s and <= 1.1 x the bare loop's overhead + 0.5 s;
+  goal <= 0.5 s and <= 1.1 x the bare loop's overhead + 0.5 s. Measured as ``seedance generate``
+  runs the flow (inside :func:`seedance_prefect.runtime.local_flow_settings`: no flow run
+  heartbeats), and again with Prefect's defaults, whose heartbeat thread is joined when the flow
+  ends (up to 1 s, see the runtime module);
 - completion detection latency (the emulator marks the generation succeeded -> the wait task
   returns), p50 < 1 s;
 - API requests per generation-minute while waiting (enqueue and polls of one 120 s generation), <= 2.
@@ -61,19 +64,31 @@ def bare_loop(emu: Any, n: int, out: Path) -> list[float]:
     return overheads
 
 
-def flow_runs(emu: Any, n: int, out: Path) -> tuple[list[float], list[float]]:
-    """The product: reference_to_video per generation; returns overheads and detection latencies."""
+def _flow_overheads(emu: Any, n: int, out: Path, first: int) -> list[float]:
     from seedance_prefect.flows import reference_to_video
 
-    overheads, detection = [], []
-    reference_to_video(_request(-1), output=str(out), poll_interval=30)  # warm-up: imports, first run
-    emu.reset()
-    for i in range(n):
+    overheads = []
+    for i in range(first, first + n):
         start = time.perf_counter()
         [delivered] = reference_to_video(_request(i), output=str(out), poll_interval=30)
         wall = time.perf_counter() - start
         seconds, _ = _generation_seconds(emu, delivered["generation_id"])
         overheads.append(wall - seconds)
+    return overheads
+
+
+def flow_runs(emu: Any, n: int, out: Path) -> tuple[list[float], list[float], list[float]]:
+    """The product: reference_to_video per generation, as ``seedance generate`` runs it (no flow
+    heartbeats) and with Prefect's defaults; returns both overheads and detection latencies."""
+    from seedance_prefect.flows import reference_to_video
+    from seedance_prefect.runtime import local_flow_settings
+
+    reference_to_video(_request(-1), output=str(out), poll_interval=30)  # warm-up: imports, first run
+    emu.reset()
+    with local_flow_settings():
+        overheads = _flow_overheads(emu, n, out, 0)
+    with_heartbeats = _flow_overheads(emu, n, out, 500)
+    detection = []
     # detection latency: wait task alone, timed from the emulator's "succeeded" to its return
     from seedance_prefect.client import SeedanceClient
     from seedance_prefect.waiting import CompletionHub, wait_for_completion
@@ -89,7 +104,7 @@ def flow_runs(emu: Any, n: int, out: Path) -> tuple[list[float], list[float]]:
             wait_for_completion(client, gen.generation_id, poll_interval=30, hub=hub)
             returned = time.time()
             detection.append(returned - _generation_seconds(emu, gen.generation_id)[1])
-    return overheads, detection
+    return overheads, with_heartbeats, detection
 
 
 def long_wait_requests(seconds: float) -> float:
@@ -128,18 +143,26 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
     ):
         os.environ.update(OXEN_API_KEY="bench", OXEN_BASE_URL=emu.base_url, SEEDANCE_STATE_DIR=tmp)
         bare = statistics.median(bare_loop(emu, n, Path(tmp)))
-        overheads, detection = flow_runs(emu, n, Path(tmp))
+        overheads, with_heartbeats, detection = flow_runs(emu, n, Path(tmp))
     per_minute = per_minute_future.result()
     background.shutdown()
     flow = statistics.median(overheads)
+    flow_hb = statistics.median(with_heartbeats)
     p50 = statistics.median(detection)
     return [
         {
-            "metric": f"orchestration overhead per generation (median of {n})",
+            "metric": f"orchestration overhead per generation (median of {n}), as `seedance` runs it",
             "goal": "<= 0.5 s and <= 1.1 x bare + 0.5 s",
             "measured": f"{flow:.2f} s",
             "baseline": f"bare httpx loop (poll {BARE_POLL} s): {bare:.2f} s",
             "ok": flow <= 0.5 and flow <= 1.1 * bare + 0.5,
+        },
+        {
+            "metric": f"the same flow called with Prefect's default flow heartbeats (median of {n})",
+            "goal": "(informational)",
+            "measured": f"{flow_hb:.2f} s",
+            "baseline": "Prefect 3.9 joins its heartbeat thread (1 s sleeps) when a flow ends",
+            "ok": True,
         },
         {
             "metric": "completion detection latency p50 (event -> wait returns)",

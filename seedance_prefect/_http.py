@@ -24,6 +24,7 @@ import random
 import re
 import secrets
 import ssl
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
@@ -76,18 +77,27 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # --------------------------------------------------------------------------- configuration
 
 
+_SSL_LOCK = threading.Lock()
+
+
 @functools.cache
+def _build_ssl_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
 def ssl_context() -> ssl.SSLContext:
     """Return one verifying SSL context shared by every client of the process.
 
-    Building one (loading the CA bundle) costs 0.1-0.2 s on a small machine; a flow makes several
-    clients, so they share this one instead of each building its own.
+    Building one (loading the CA bundle) costs 0.1-0.2 s of CPU on a small machine; a flow makes
+    several clients, so they share this one instead of each building its own. The first call is
+    serialised: twenty batch threads starting at once build it once, not twenty times.
 
     Example:
         >>> ssl_context() is ssl_context()
         True
     """
-    return httpx.create_ssl_context()
+    with _SSL_LOCK:
+        return _build_ssl_context()
 
 
 def local_auth_error(message: str) -> AuthenticationError:

@@ -21,8 +21,8 @@ Example:
 # these annotations, and string annotations do not resolve when a runner loads the flow by entrypoint.
 
 import re
+import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +35,17 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
 
 from .batch import BatchPlan, BatchRow, already_delivered, plan_batch, read_manifest
-from .batch_runner import run_rows
+from .batch_runner import Permits, run_rows
 from .budget import RunTotals, check_budget
 from .credentials import OxenCredentials, resolve_credentials
 from .delivery import DeliveredVideo
 from .errors import SeedanceError
 from .flows import _RUN_CREDENTIALS, _record_deliveries, cancel_remote_generations
 from .journal import Journal
-from .pipeline import complete_generation
+from .pipeline import RowGenerations, deliver_generation, generate_row
+from .progress import ProgressReporter
 from .storage import DeliveryTarget, resolve_target
-from .tasks import enqueue_generation, prepare_references, wait_for_generation
+from .tasks import prepare_references
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -150,37 +151,31 @@ def validate_manifest(
     )
 
 
-@dataclass
-class _Generated:
-    """What a row's generation phase left for its finishing phase."""
-
-    ids: list[str]
-    finished: list[tuple[int, Any]]
-    failures: list[str]
-
-
-def _generate(row: BatchRow, credentials: OxenCredentials, options: dict[str, Any]) -> _Generated:
-    """Enqueue a row (or reattach to it) and wait until its generations are terminal."""
-    # A request without references has nothing to prepare: skip the task run (one less per row).
+def _generate(
+    row: BatchRow, permits: Permits, credentials: OxenCredentials, options: dict[str, Any]
+) -> RowGenerations:
+    """Enqueue a row (or reattach to it) under its permits and wait until its generations are terminal."""
+    # A request without references has nothing to prepare: skip the task run.
     prepared = (
         prepare_references(row.request, credentials=credentials)
         if row.request.reference_count
         else row.request
     )
-    ids = enqueue_generation(prepared, credentials, run_key=row.run_key, journal_dir=options["journal_dir"])
-    done = _Generated(ids, [], [])
-    for index, gid in enumerate(ids):
-        try:
-            row_state = wait_for_generation(gid, credentials, options["timeout"], options["poll"])
-            done.finished.append((index, row_state))
-        except SeedanceError as exc:
-            done.failures.append(f"{gid}: {exc}")
-    return done
+    return generate_row(
+        prepared,
+        credentials,
+        row.name,
+        row.run_key,
+        options["journal_dir"],
+        options["timeout"],
+        options["poll"],
+        permits,
+    )
 
 
 def _finish(
     row: BatchRow,
-    done: _Generated,
+    done: RowGenerations,
     credentials: OxenCredentials,
     target: DeliveryTarget,
     options: dict[str, Any],
@@ -194,7 +189,7 @@ def _finish(
         name = row.name if len(done.ids) == 1 else f"{row.name}-{index + 1}"
         try:
             delivered.append(
-                complete_generation(
+                deliver_generation(
                     generation,
                     credentials,
                     row.request,
@@ -221,6 +216,21 @@ def _finish(
         cost_usd=round(usd * len(delivered), 2),
         error="; ".join(failures),
     )
+
+
+class _RowProgress:
+    """One progress artifact for the whole batch: the share of rows done (not one per generation)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self._lock = threading.Lock()
+        # at most one artifact update a second; the last one is waited for (briefly) at the end
+        self.reporter = ProgressReporter(f"Seedance batch: {total} rows", join_timeout=5.0, min_interval=1.0)
+
+    def row_done(self, summary: dict[str, Any]) -> None:
+        with self._lock:
+            self.done += 1
+            self.reporter.update(100.0 * self.done / self.total)
 
 
 def _failed(row: BatchRow, exc: BaseException) -> dict[str, Any]:
@@ -337,16 +347,19 @@ def batch_reference_to_video(
         "started": started,
     }
     if to_run:
-        summary += run_rows(
-            to_run,
-            generate=lambda row: _generate(row, creds, options),
-            finish=lambda row, done: _finish(row, done, creds, target, options),
-            fail=_failed,
-            slots_of=lambda row: row.request.num_generations,
-            open_lease=lambda k: global_concurrency(limit_name, occupy=k, strict=True, max_retries=0),
-            server_free=lambda: free_slots(limit_name),
-            slots=limit,
-        )
+        progress = _RowProgress(len(to_run))
+        with progress.reporter:
+            summary += run_rows(
+                to_run,
+                generate=lambda row, permits: _generate(row, permits, creds, options),
+                finish=lambda row, done: _finish(row, done, creds, target, options),
+                fail=_failed,
+                slots_of=lambda row: row.request.num_generations,
+                open_lease=lambda k: global_concurrency(limit_name, occupy=k, strict=True, max_retries=0),
+                server_free=lambda: free_slots(limit_name),
+                slots=limit,
+                on_result=progress.row_done,
+            )
     summary.sort(key=lambda r: r["line"])
     totals = RunTotals.from_rows(summary, time.time() - started)
     create_table_artifact(

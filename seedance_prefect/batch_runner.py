@@ -2,11 +2,12 @@
 
 Two pools of threads share the work:
 
-- **generation threads** (one per slot of the limit): take a row, take ``num_generations``
-  permits from the run's :class:`SlotPool`, run the row's generation phase (enqueue, wait until
-  terminal) and give the permits back;
-- **finisher threads**: download, verify and deliver, outside the slots, so a permit goes to the
-  next generation as soon as the previous one is terminal.
+- **generation threads** (a few more than the slots of the limit): take a row and run its
+  generation phase (enqueue, wait until terminal), which takes the row's ``num_generations``
+  :class:`Permits` right before it enqueues and gives them back as soon as its generations are
+  terminal. The extra threads start their next row (its task run, its journal) while every permit
+  is taken, so a permit given back goes to a row that is ready to post at once;
+- **finisher threads**: download, verify and deliver, outside the slots.
 
 The :class:`SlotPool` holds leases on the Prefect global concurrency limit (each lease is one
 ``prefect.concurrency.sync.concurrency(name, occupy=k, strict=True)`` context, renewed by Prefect
@@ -37,7 +38,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
-__all__ = ["SlotPool", "SlotsUnavailable", "run_rows"]
+__all__ = ["Permits", "SlotPool", "SlotsUnavailable", "run_rows"]
 
 R = TypeVar("R")
 G = TypeVar("G")
@@ -136,6 +137,22 @@ class SlotPool:
             if not grown:
                 time.sleep(RETRY_SECONDS)
 
+    def warm(self) -> None:
+        """Lease what the rows need now, while their first task runs start (errors are left to
+        :meth:`acquire`, which tries again and reports them)."""
+        with self._cond:
+            if self._growing or self.held:
+                return
+            self._growing = True
+        try:
+            self._grow(1)
+        except Exception:
+            pass
+        finally:
+            with self._cond:
+                self._growing = False
+                self._cond.notify_all()
+
     def release(self, n: int) -> None:
         """Give ``n`` permits back; once draining, idle leases go back to the server."""
         with self._cond:
@@ -169,14 +186,57 @@ class SlotPool:
             cm.__exit__(None, None, None)
 
 
+class Permits:
+    """The permits of one row: taken once with :meth:`acquire`, given back once with :meth:`release`.
+
+    Both are idempotent, so a retried generation phase keeps the permits it took on its first try
+    (its generations may still be in flight while Prefect waits to retry), and the runner gives
+    them back after the phase in any case.
+
+    Example:
+        >>> import contextlib
+        >>> pool = SlotPool(2, open_lease=lambda k: contextlib.nullcontext(), server_free=lambda: 2)
+        >>> permits = Permits(pool, 2)
+        >>> permits.acquire(); permits.acquire(); pool.free
+        0
+        >>> permits.release(); permits.release(); pool.free
+        2
+    """
+
+    def __init__(self, pool: SlotPool, count: int, on_acquired: Callable[[], None] | None = None) -> None:
+        self.pool, self.count, self.on_acquired = pool, count, on_acquired
+        self.held = False
+        self.taken = False
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Take the permits (blocks until the pool has them); nothing when already held."""
+        with self._lock:
+            if self.held:
+                return
+            self.pool.acquire(self.count)
+            self.held = self.taken = True
+        if self.on_acquired is not None:
+            self.on_acquired()
+
+    def release(self) -> None:
+        """Give the permits back; nothing when not held."""
+        with self._lock:
+            if not self.held:
+                return
+            self.held = False
+        self.pool.release(self.count)
+
+
 class _Pools(Generic[R, G]):
     def __init__(
         self,
-        generate: Callable[[R], G],
+        generate: Callable[[R, Permits], G],
         finish: Callable[[R, G], dict[str, Any]],
         fail: Callable[[R, BaseException], dict[str, Any]],
         slots_of: Callable[[R], int],
         pool: SlotPool,
+        on_result: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.generate, self.finish, self.fail, self.slots_of, self.pool = (
             generate,
@@ -185,12 +245,18 @@ class _Pools(Generic[R, G]):
             slots_of,
             pool,
         )
+        self.on_result = on_result
         self.rows: queue.SimpleQueue[R] = queue.SimpleQueue()
         self.finishing: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.results: list[dict[str, Any]] = []
         self.stop = threading.Event()
         self.waiting_slots = 0
         self._lock = threading.Lock()
+
+    def done(self, summary: dict[str, Any]) -> None:
+        self.results.append(summary)
+        if self.on_result is not None:
+            self.on_result(summary)
 
     def demand(self) -> int:
         with self._lock:
@@ -204,31 +270,33 @@ class _Pools(Generic[R, G]):
                 self.pool.drain()
                 return
             n = self.slots_of(row)
+            permits = Permits(self.pool, n, on_acquired=lambda n=n: self._acquired(n))
             try:
-                self.pool.acquire(n)
+                generated = self.generate(row, permits)
+                if not permits.taken:  # a generation phase must run under its permits
+                    raise RuntimeError("the generation phase did not take its permits")
+                self.finishing.put((row, generated))
             except Exception as exc:
-                self.results.append(self.fail(row, exc))
-                continue
+                self.done(self.fail(row, exc))
             finally:
-                with self._lock:
-                    self.waiting_slots -= n
-            try:
-                self.finishing.put((row, self.generate(row)))
-            except Exception as exc:
-                self.results.append(self.fail(row, exc))
-            finally:
-                self.pool.release(n)
+                permits.release()
+                if not permits.taken:
+                    self._acquired(n)  # no longer waiting for them either
+
+    def _acquired(self, n: int) -> None:
+        with self._lock:
+            self.waiting_slots -= n
 
     def finisher(self) -> None:
-        while True:
-            item = self.finishing.get()
-            if item is _DONE:
-                return
-            row, generated = item
-            try:
-                self.results.append(self.finish(row, generated))
-            except Exception as exc:
-                self.results.append(self.fail(row, exc))
+        while (item := self.finishing.get()) is not _DONE:
+            self.finish_one(item)
+
+    def finish_one(self, item: Any) -> None:
+        row, generated = item
+        try:
+            self.done(self.finish(row, generated))
+        except Exception as exc:
+            self.done(self.fail(row, exc))
 
 
 def _start(target: Callable[[], None], name: str) -> threading.Thread:
@@ -247,7 +315,7 @@ def _join(threads: Sequence[threading.Thread]) -> None:
 def run_rows(
     rows: Sequence[R],
     *,
-    generate: Callable[[R], G],
+    generate: Callable[[R, Permits], G],
     finish: Callable[[R, G], dict[str, Any]],
     fail: Callable[[R, BaseException], dict[str, Any]],
     slots_of: Callable[[R], int],
@@ -255,12 +323,15 @@ def run_rows(
     server_free: Callable[[], int],
     slots: int,
     finishers: int | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every row: ``generate`` while holding its permits, then ``finish`` on a finisher thread.
+    """Run every row: ``generate`` under its permits, then ``finish`` on a finisher thread.
 
     Args:
         rows: The rows.
-        generate: The generation phase of a row (runs while its permits are held).
+        generate: The generation phase of a row, given the row's :class:`Permits`: it must call
+            ``permits.acquire()`` before it enqueues and may call ``permits.release()`` as soon
+            as its generations are terminal (the runner releases them afterwards in any case).
         finish: The rest of a row, given the generation phase's result; returns its summary.
         fail: Summary of a row whose ``generate`` or ``finish`` raised.
         slots_of: Slots a row needs (its ``num_generations``).
@@ -268,29 +339,35 @@ def run_rows(
         server_free: How many slots of the limit are free on the server.
         slots: Size of the limit.
         finishers: Finisher threads (default: a quarter of ``slots``, at least 2).
+        on_result: Called with each row's summary as soon as the row is done (any thread).
 
     Returns:
         One summary per row, in completion order.
 
     Example:
         >>> import contextlib
-        >>> out = run_rows([1, 2, 3], generate=lambda r: r * 10, finish=lambda r, g: {"row": r, "g": g},
+        >>> out = run_rows([1, 2, 3], generate=lambda r, permits: permits.acquire() or r * 10,
+        ...                finish=lambda r, g: {"row": r, "g": g},
         ...                fail=lambda r, e: {"row": r, "error": str(e)}, slots_of=lambda r: 1,
         ...                open_lease=lambda k: contextlib.nullcontext(), server_free=lambda: 2, slots=2)
         >>> sorted((r["row"], r["g"]) for r in out)
         [(1, 10), (2, 20), (3, 30)]
     """
     pool = SlotPool(slots, open_lease, server_free)
-    pools: _Pools[R, G] = _Pools(generate, finish, fail, slots_of, pool)
+    pools: _Pools[R, G] = _Pools(generate, finish, fail, slots_of, pool, on_result)
     pool.demand = pools.demand
     for row in rows:
         pools.rows.put(row)
         pools.waiting_slots += slots_of(row)
     count = finishers or max(2, slots // 4)
-    generators = [_start(pools.generation_worker, f"seedance-gen-{i}") for i in range(min(len(rows), slots))]
+    warming = _start(pool.warm, "seedance-lease")  # the first lease, while the first rows start
+    threads = slots + max(1, slots // 4)  # the extra ones wait at the permits, ready to post
+    generators = [
+        _start(pools.generation_worker, f"seedance-gen-{i}") for i in range(min(len(rows), threads))
+    ]
     done = [_start(pools.finisher, f"seedance-finish-{i}") for i in range(min(len(rows), count))]
     try:
-        _join(generators)
+        _join([warming, *generators])
         for _ in done:
             pools.finishing.put(_DONE)
         _join(done)

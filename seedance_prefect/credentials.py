@@ -70,6 +70,15 @@ class OxenCredentials(CredentialsBlock):
         default=None,
         description="Oxen repository, as namespace/name, used to host local reference files.",
     )
+    max_download_bytes: int = Field(
+        default=2 * 1024**3,
+        gt=0,
+        title="Largest result accepted (bytes)",
+        description="A result video over this size is refused, never delivered (default 2 GiB).",
+    )
+
+    def _client_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"download_max_bytes": self.max_download_bytes, **kwargs}
 
     def get_client(self, **kwargs: Any) -> SeedanceClient:
         """Return a new synchronous client for this account.
@@ -82,7 +91,9 @@ class OxenCredentials(CredentialsBlock):
         """
         from .client import SeedanceClient
 
-        return SeedanceClient(self.api_key.get_secret_value(), base_url=self.base_url, **kwargs)
+        return SeedanceClient(
+            self.api_key.get_secret_value(), base_url=self.base_url, **self._client_options(kwargs)
+        )
 
     def get_async_client(self, **kwargs: Any) -> AsyncSeedanceClient:
         """Return a new asynchronous client for this account.
@@ -95,7 +106,9 @@ class OxenCredentials(CredentialsBlock):
         """
         from .client import AsyncSeedanceClient
 
-        return AsyncSeedanceClient(self.api_key.get_secret_value(), base_url=self.base_url, **kwargs)
+        return AsyncSeedanceClient(
+            self.api_key.get_secret_value(), base_url=self.base_url, **self._client_options(kwargs)
+        )
 
 
 def resolve_credentials(credentials: OxenCredentials | str | None = None) -> OxenCredentials:

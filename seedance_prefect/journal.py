@@ -177,22 +177,26 @@ class Journal:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def link_flow_run(self, flow_run_id: str, fingerprint: str) -> None:
-        """Remember that a flow run works on a fingerprint (used by cancellation hooks)."""
-        runs = self.directory / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
-        path = runs / f"{flow_run_id}.json"
-        with self.lock(f"run{flow_run_id.replace('-', '')}"):
-            known = json.loads(path.read_text()) if path.exists() else []
-            if fingerprint not in known:
-                known.append(fingerprint)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(known))
-                os.replace(tmp, path)
+        """Remember that a flow run works on a fingerprint (used by cancellation hooks).
+
+        One empty marker file per pair (``runs/<flow run>/<fingerprint>``): no lock, and the cost
+        does not grow with the rows of a batch.
+        """
+        folder = self.directory / "runs" / flow_run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            (folder / fingerprint).open("x").close()
 
     def fingerprints_of_flow_run(self, flow_run_id: str) -> list[str]:
-        """Return the fingerprints a flow run worked on."""
-        path = self.directory / "runs" / f"{flow_run_id}.json"
-        return json.loads(path.read_text()) if path.exists() else []
+        """Return the fingerprints a flow run worked on, in the order they were linked."""
+        runs = self.directory / "runs"
+        legacy = runs / f"{flow_run_id}.json"  # the format of earlier versions
+        found: list[str] = json.loads(legacy.read_text()) if legacy.exists() else []
+        folder = runs / flow_run_id
+        if folder.is_dir():
+            markers = sorted(folder.iterdir(), key=lambda m: (m.stat().st_mtime_ns, m.name))
+            found += [m.name for m in markers if m.name not in found]
+        return found
 
 
 _AUTO = frozenset({"auto", "-1", "adaptive"})

@@ -22,6 +22,8 @@ _CLOSE = object()
 class ProgressReporter:
     """Create a progress artifact and apply updates to it in order, from a background thread.
 
+    Updates queued while a call is under way are coalesced: only the latest is sent.
+
     The thread runs in a copy of the caller's context, so the artifact belongs to the caller's
     flow and task run. Failures are logged and never raised: progress is for people, not for the
     pipeline.
@@ -31,6 +33,8 @@ class ProgressReporter:
         join_timeout: Seconds :meth:`close` waits for queued updates; 0 (default) returns at once
             and lets the thread finish the last update on its own, so a waiting task (and the
             generation slot it holds) is never delayed by the artifact API.
+        min_interval: Seconds between two updates sent to the API (the latest value wins), so a
+            batch finishing several rows a second does not make an API call per row.
 
     Example:
         ```python
@@ -39,9 +43,11 @@ class ProgressReporter:
         ```
     """
 
-    def __init__(self, description: str, *, join_timeout: float = 0.0) -> None:
+    def __init__(self, description: str, *, join_timeout: float = 0.0, min_interval: float = 0.0) -> None:
         self._queue: queue.Queue[object] = queue.Queue()
         self._join_timeout = join_timeout
+        self._min_interval = min_interval
+        self._closed = threading.Event()
         context = contextvars.copy_context()
         self._thread = threading.Thread(
             target=context.run, args=(self._run, description), name="seedance-progress", daemon=True
@@ -56,11 +62,19 @@ class ProgressReporter:
         except Exception as exc:
             logger.debug("progress artifact not created: %s", exc)
             artifact_id = None
-        while (item := self._queue.get()) is not _CLOSE:
-            if artifact_id is None:
+        closing = False
+        while not closing:
+            items = [self._queue.get()]
+            if self._min_interval > 0:
+                self._closed.wait(self._min_interval)  # gather what comes meanwhile; close ends it
+            while not self._queue.empty():  # only the latest value is worth a call
+                items.append(self._queue.get_nowait())
+            closing = _CLOSE in items
+            values = [item for item in items if item is not _CLOSE]
+            if artifact_id is None or not values:
                 continue
             try:
-                update_progress_artifact(artifact_id, float(item))  # type: ignore[arg-type]
+                update_progress_artifact(artifact_id, float(values[-1]))  # type: ignore[arg-type]
             except Exception as exc:
                 logger.debug("progress artifact not updated: %s", exc)
 
@@ -71,6 +85,7 @@ class ProgressReporter:
     def close(self) -> None:
         """Stop after the queued updates, waiting at most ``join_timeout`` seconds."""
         self._queue.put(_CLOSE)
+        self._closed.set()
         if self._join_timeout > 0:
             self._thread.join(self._join_timeout)
 

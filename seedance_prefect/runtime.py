@@ -7,6 +7,10 @@ imported this module sets, unless the user already set them:
 - ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=180``
 - ``PREFECT_SERVER_ANALYTICS_ENABLED=false``
 - ``PREFECT_SERVER_LOGGING_LEVEL=WARNING`` (the embedded server's own chatter)
+
+Flows that the CLI runs in its own process (not through a deployment) run without Prefect's flow
+run heartbeats, unless ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` is set (see
+:func:`local_flow_settings`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,43 @@ def apply_prefect_defaults() -> None:
     """Set the Prefect environment defaults above (never overriding the user's own)."""
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+HEARTBEAT_SETTINGS = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
+
+
+@contextlib.contextmanager
+def local_flow_settings() -> Iterator[None]:
+    """Prefect settings for flows called in this process: no flow run heartbeats, unless asked for.
+
+    Prefect 3.9 sends a heartbeat event every 180 s from a thread that sleeps in 1 s steps and
+    is joined when the flow ends, which adds up to 1 s (0.5 s on average) to every flow run and
+    subflow. The heartbeats feed Prefect's zombie-run automations for runs started by workers;
+    a flow the CLI calls in its own process ends with the process, and its hooks cancel its
+    remote work. So the ``seedance`` commands switch them off, unless
+    ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` (or its legacy name) is set or the active profile sets
+    another frequency; deployments run by workers keep Prefect's default.
+
+    Example:
+        ```python
+        from seedance_prefect.flows import reference_to_video
+        from seedance_prefect.runtime import local_flow_settings
+
+        with local_flow_settings():
+            for request in requests:
+                reference_to_video(request, output="videos")
+        ```
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
+    from prefect.settings.models.flows import FlowsSettings
+
+    default = FlowsSettings.model_fields["heartbeat_frequency"].default
+    asked = any(name in os.environ for name in HEARTBEAT_SETTINGS)
+    if asked or get_current_settings().flows.heartbeat_frequency != default:
+        yield
+        return
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def _sigterm_as_interrupt() -> None:
@@ -93,20 +135,21 @@ def run_generate(
     from .flows import reference_to_video
 
     try:
-        deliveries = reference_to_video(
-            request,
-            credentials=credentials,
-            output=str(output),
-            sync=sync,
-            name=name,
-            run_key=run_key,
-            new=new,
-            timeout_seconds=timeout,
-            poll_interval=poll_interval,
-            deliver_to=deliver_to,
-            hosting=hosting,
-            repository=repository,
-        )
+        with local_flow_settings():
+            deliveries = reference_to_video(
+                request,
+                credentials=credentials,
+                output=str(output),
+                sync=sync,
+                name=name,
+                run_key=run_key,
+                new=new,
+                timeout_seconds=timeout,
+                poll_interval=poll_interval,
+                deliver_to=deliver_to,
+                hosting=hosting,
+                repository=repository,
+            )
     except InvalidRequest as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -175,18 +218,19 @@ def run_batch(
 
     code = EXIT_OK
     try:
-        result = batch_reference_to_video(
-            manifest,
-            output=str(output),
-            deliver_to=deliver_to,
-            concurrency=concurrency,
-            credentials=credentials,
-            run_key=run_key,
-            budget_usd=budget_usd,
-            timeout_seconds=timeout,
-            poll_interval=poll_interval,
-            limit_name=limit_name or DEFAULT_LIMIT_NAME,
-        )
+        with local_flow_settings():
+            result = batch_reference_to_video(
+                manifest,
+                output=str(output),
+                deliver_to=deliver_to,
+                concurrency=concurrency,
+                credentials=credentials,
+                run_key=run_key,
+                budget_usd=budget_usd,
+                timeout_seconds=timeout,
+                poll_interval=poll_interval,
+                limit_name=limit_name or DEFAULT_LIMIT_NAME,
+            )
     except BatchFailed as exc:
         result, code = exc.summary, EXIT_FAILED
     except (InvalidRequest, BudgetExceeded) as exc:

@@ -16,6 +16,7 @@ Customise any task the Prefect way, e.g. ``enqueue_generation.with_options(retri
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,8 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(exc, BaseException) and is_transient(exc)
 
 
-_RETRYING = {
+#: Options of every task that talks to the service: transient errors retried with jittered backoff.
+RETRYING: dict[str, Any] = {
     "retries": 3,
     "retry_delay_seconds": exponential_backoff(backoff_factor=2),
     "retry_jitter_factor": 0.5,
@@ -246,12 +248,13 @@ def _reattach(client: Any, entry: JournalEntry, count: int, logger: Any) -> list
     return None
 
 
-@task(name="enqueue_generation", **_RETRYING)
+@task(name="enqueue_generation", **RETRYING)
 def enqueue_generation(
     request: SeedanceRequest,
     credentials: OxenCredentials,
     run_key: str | None = None,
     journal_dir: str | None = None,
+    slot: Any = None,
 ) -> list[str]:
     """Enqueue a request once, however often it is run: returns its generation ids.
 
@@ -264,6 +267,9 @@ def enqueue_generation(
         credentials: The account.
         run_key: Extra key that makes otherwise equal requests distinct.
         journal_dir: Where the journal lives (default ``~/.seedance/journal``).
+        slot: A concurrency slot (anything with an idempotent ``acquire()``), taken after the
+            journal is read and right before the generation is posted or reattached to, so the
+            journal's work is not done while holding it.
 
     Returns:
         One generation id per ``num_generations``.
@@ -281,6 +287,8 @@ def enqueue_generation(
                 entry.flow_runs.append(run_id)
             journal.link_flow_run(run_id, fingerprint)
         ids = _reattach(client, entry, request.num_generations, logger)
+        if slot is not None:
+            slot.acquire()
         if ids:
             journal.save(entry)
             return ids
@@ -316,33 +324,37 @@ def enqueue_generation(
         raise RateLimitedError(429, "rate_limited", "Still rate limited after several tries")
 
 
-@task(name="wait_for_generation", **{**_RETRYING, "retries": 2})
+@task(name="wait_for_generation", **{**RETRYING, "retries": 2})
 def wait_for_generation(
     generation_id: str,
     credentials: OxenCredentials,
     timeout: float = 1800.0,
     poll_interval: float = 30.0,
     cancel_on_timeout: bool = True,
+    progress: bool = True,
 ) -> Generation:
     """Wait for a generation: completion events first, a slow poll as the fallback.
 
-    Logs one line per status change and keeps a progress artifact up to date. On the deadline the
-    remote generation is cancelled (so it stops costing) unless ``cancel_on_timeout`` is False.
+    Logs one line per status change and keeps a progress artifact up to date (``progress=False``:
+    no artifact, e.g. for the rows of a large batch, which get one progress artifact for the whole
+    run). On the deadline the remote generation is cancelled (so it stops costing) unless
+    ``cancel_on_timeout`` is False.
 
     Raises:
         GenerationFailed: The generation failed (not retried).
         GenerationTimeout: The deadline passed.
     """
     logger = get_run_logger()
-    progress = ProgressReporter(f"Seedance generation {generation_id}")
+    reporter = ProgressReporter(f"Seedance generation {generation_id}") if progress else None
 
     def on_change(row: Generation) -> None:
         logger.info("Generation %s is %s", generation_id, row.status)
-        progress.update((1.0 if row.is_terminal else PROGRESS.get(row.status, 0.3)) * 100)
+        if reporter is not None:
+            reporter.update((1.0 if row.is_terminal else PROGRESS.get(row.status, 0.3)) * 100)
 
     api_key = credentials.api_key.get_secret_value()
     hub = CompletionHub.for_account(credentials.base_url, api_key, credentials.get_client)
-    with progress, credentials.get_client() as client:
+    with reporter or nullcontext(), credentials.get_client() as client:
         try:
             return wait_for_completion(
                 client,
@@ -371,7 +383,7 @@ def _cancel_quietly(client: Any, generation_id: str, logger: Any) -> None:
         logger.warning("Could not cancel generation %s: %s", generation_id, exc)
 
 
-@task(name="download_video", **_RETRYING)
+@task(name="download_video", **RETRYING)
 def download_video(generation: Generation, credentials: OxenCredentials, workdir: str) -> DownloadedVideo:
     """Stream a result to ``workdir`` (temp file, then atomic rename) and checksum it.
 

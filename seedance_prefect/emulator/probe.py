@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import io
 from collections.abc import Sequence
@@ -190,7 +191,7 @@ def probe_media(data: bytes) -> dict[str, Any]:
         raise ValueError(f"not readable media ({exc.__class__.__name__})") from None
 
 
-async def _fetch(client: httpx.AsyncClient, report: ReferenceReport, uri: str) -> bytes | None:
+async def _fetch(client: httpx.AsyncClient | None, report: ReferenceReport, uri: str) -> bytes | None:
     parts = urlsplit(uri)
     report.scheme = parts.scheme.lower() or "none"
     if report.scheme == "data":
@@ -204,6 +205,7 @@ async def _fetch(client: httpx.AsyncClient, report: ReferenceReport, uri: str) -
     if (parts.hostname or "").lower() not in LOOPBACK_HOSTS:
         report.note = "remote host not fetched (offline emulator)"
         return None
+    assert client is not None  # made whenever a reference is fetched over HTTP
     try:
         response = await client.get(uri)
     except httpx.HTTPError as exc:
@@ -276,7 +278,10 @@ async def inspect_references(
 
     reports: list[ReferenceReport] = []
     indexes: dict[str, int] = {}
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=True, trust_env=False) as client:
+    # A client (and its SSL context, ~10 ms of CPU) only when some reference is fetched over HTTP.
+    fetches = any(urlsplit(uri).scheme.lower() in ("http", "https") for _, uri in references)
+    http = httpx.AsyncClient(timeout=timeout, follow_redirects=True, trust_env=False) if fetches else None
+    async with http or contextlib.nullcontext() as client:
         for name, uri in references:
             report = ReferenceReport(field=name, index=indexes.get(name, 0), scheme="")
             indexes[name] = report.index + 1

@@ -149,6 +149,21 @@ class TestFailures:
         [delivered] = _run(_request(tmp_path), out_dir)
         assert delivered["sha256"] == _emulator_sha(emulator, delivered["generation_id"])
 
+    def test_oversized_download_is_refused_and_never_delivered(self, emulator, out_dir, tmp_path):
+        from seedance_prefect.credentials import OxenCredentials
+        from seedance_prefect.errors import DownloadError
+
+        set_faults(emulator, "")
+        creds = OxenCredentials(api_key=API_KEY, base_url=emulator.base_url, max_download_bytes=10_000)
+        with pytest.raises(DownloadError, match="over the size cap"):
+            _run(_request(tmp_path), out_dir, credentials=creds, name="too-big")
+        s = stats(emulator)
+        assert s["generations_created"] == 1
+        routes = s["requests_by_route"]
+        downloads = sum(n for r, n in routes.items() if r.startswith("GET") and "/files/" in r)
+        assert downloads == 1  # tried once, refused, not retried (a permanent error)
+        assert not [p for p in out_dir.rglob("*") if p.is_file() and p.suffix in (".mp4", ".json", ".part")]
+
     def test_deadline_cancels_the_remote_generation(self, emulator, out_dir, tmp_path):
         from seedance_prefect.errors import GenerationTimeout
 
