@@ -3,10 +3,12 @@
 Steps: read and check every row (bad rows reported with line number, name and problems, then
 skipped) -> skip rows an earlier run delivered (the journal) -> refuse to start over the budget ->
 run the rows on threads (:mod:`seedance_prefect.batch_runner`). Per row: ``prepare_references``
-(when it has references) -> ``enqueue_generation`` -> ``wait_for_generation`` while holding
-``num_generations`` slots of the Prefect **global concurrency limit** (``seedance-generations`` by
-default), then ``download_video`` -> ``verify_video`` -> ``deliver_video`` after the slots are given
-back. Because the limit lives on the Prefect server, it holds across threads, flow runs and workers.
+(when it has references) -> the task ``generate <name>`` (enqueue + wait, holding
+``num_generations`` slots of the Prefect **global concurrency limit**, ``seedance-generations`` by
+default, from right before the POST until the generations are terminal) -> one task
+``deliver <name>`` per video (download -> verify -> deliver) after the slots are given back (see
+:mod:`seedance_prefect.pipeline`). Because the limit lives on the Prefect server, it holds across
+threads, flow runs and workers.
 
 Example:
     ```python
