@@ -204,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each side (median is reported)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the source clip and outputs go")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--quick", action="store_true", help="one run of each side (bench/run --quick)")
     args = parser.parse_args(argv)
-    result = run(args.runs, args.workdir)
+    result = run(1 if args.quick else args.runs, args.workdir)
     compliant = result["compliant_reencodes"] == 0 and result["compliant_identical"]
     if args.json:
         print(json.dumps(result, indent=2))
