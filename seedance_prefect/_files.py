@@ -1,15 +1,16 @@
-"""Small file helpers shared by the journal and local delivery."""
+"""Small file helpers shared by the journal, the client, reference preparation and delivery."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STATE_DIR_ENV", "state_dir", "write_json_atomic"]
+__all__ = ["STATE_DIR_ENV", "file_sha256", "state_dir", "write_json_atomic"]
 
 STATE_DIR_ENV = "SEEDANCE_STATE_DIR"
 
@@ -24,6 +25,20 @@ def state_dir(name: str) -> Path:
     """
     root = os.environ.get(STATE_DIR_ENV)
     return (Path(root) if root else Path.home() / ".seedance") / name
+
+
+def file_sha256(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """Return ``(hex sha256, size in bytes)`` of a file, read in chunks (the one checksum helper).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"; _ = p.write_bytes(b"abc")
+        >>> file_sha256(p)
+        ('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 3)
+    """
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256")
+        return digest.hexdigest(), handle.tell()
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any, **dump_options: Any) -> None:

@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import builtins
-import hashlib
 import itertools
 import json
 import os
@@ -47,6 +46,7 @@ import httpx
 from httpx_sse import EventSource, ServerSentEvent
 from pydantic import SecretStr
 
+from ._files import file_sha256
 from ._http import (
     AtomicFile,
     Call,
@@ -113,9 +113,7 @@ def sha256_file(path: str | os.PathLike[str]) -> FileDigest:
         >>> sha256_file(f.name)
         FileDigest(sha256='ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', size=3)
     """
-    with open(path, "rb") as file:
-        digest = hashlib.file_digest(file, "sha256")
-        return FileDigest(digest.hexdigest(), file.tell())
+    return FileDigest(*file_sha256(path))
 
 
 H = TypeVar("H", httpx.Client, httpx.AsyncClient)

@@ -8,7 +8,6 @@ warning. Files appear whole or not at all (temp file in the same folder, then a 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -17,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._files import write_json_atomic
+from ._files import file_sha256, write_json_atomic
 from .errors import FieldProblem, InvalidRequest
 
 __all__ = ["DeliveredVideo", "default_name", "deliver_to_folder", "safe_name", "sha256_file"]
@@ -51,7 +50,7 @@ class DeliveredVideo:
         return asdict(self)
 
 
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+def sha256_file(path: str | Path) -> str:
     """Return the hex sha256 of a file, read in chunks.
 
     Example:
@@ -60,11 +59,7 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         >>> sha256_file(p)[:16]
         'ba7816bf8f01cfea'
     """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)[0]
 
 
 def safe_name(name: str, *, field: str = "name") -> str:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._files import state_dir
+from .._files import file_sha256, state_dir
 from ..errors import FieldProblem, InvalidRequest, SeedanceError
 from ..models import SeedanceRequest
 from ..preflight_rules import audio_rules, fmt_bytes, fmt_pixels, image_rules, video_rules, video_total_rules
@@ -150,11 +150,6 @@ class PreparedReferences:
         return "\n".join(str(f) for f in self.fixes)
 
 
-def _sha256_file(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 class _Cache:
     """Content-addressed store of prepared outputs and their fix records."""
 
@@ -262,7 +257,7 @@ class _Preparer:
         """The local file holding a reference's bytes (data: URIs are written to the cache)."""
         if ref.kind == "path":
             assert ref.path is not None
-            return ref.path, _sha256_file(ref.path)
+            return ref.path, file_sha256(ref.path)[0]
         from .fixes import split_trim
 
         _mime, data = decode_data_uri(split_trim(ref.uri)[0])
@@ -313,7 +308,7 @@ class _Preparer:
             fixes = [AppliedFix(**f.to_dict()) for f in rp.fixes]
         assert info is not None
         mime = mime_type(info)
-        out_sha = sha if out == src else _sha256_file(out)
+        out_sha = sha if out == src else file_sha256(out)[0]
         uri = self.hosting.host(out, mime=mime, sha256=out_sha)
         record = PreparedReference(
             ref.field,
