@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
-from ..flows.flowkit import wait_until
+from ..flows.flowkit import stop_process, wait_until
 from .test_batch_flow import _row
 from .test_workers import REPO
 
@@ -44,8 +43,4 @@ def test_batch_flow_served_with_a_cron_schedule(prefect_server, emulator, tmp_pa
         assert run.state.is_completed(), (tmp_path / "serve.log").read_text()[-3000:]
         assert sorted(p.name for p in (tmp_path / "out").glob("*.mp4")) == ["clip-00.mp4", "clip-01.mp4"]
     finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        stop_process(serve)

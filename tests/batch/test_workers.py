@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
 
-from ..flows.flowkit import API_KEY, stats, wait_until
+from ..flows.flowkit import API_KEY, stats, stop_process, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 2
@@ -30,16 +29,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 @pytest.fixture
@@ -82,7 +71,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         )
         yield url, client_env
     finally:
-        _stop(proc)
+        stop_process(proc, grace=20)
 
 
 def _prefect(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
@@ -178,7 +167,7 @@ def test_two_workers_share_one_limit(server, tmp_path):
                 final = wait_until(finished, 170, "both flow runs to finish")
         finally:
             for proc in workers:
-                _stop(proc)
+                stop_process(proc, grace=20)
         assert [r.state.type.value for r in final] == ["COMPLETED", "COMPLETED"], [r.state for r in final]
         st = stats(emu)
 

@@ -22,7 +22,7 @@ import pytest
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
 from seedance_prefect.flows import reference_to_video
 
-from .flowkit import API_KEY, stats, wait_until
+from .flowkit import API_KEY, stats, stop_process, wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 REPO = Path(__file__).resolve().parents[2]
@@ -173,8 +173,4 @@ def test_cancelling_a_served_flow_run_cancels_the_remote_generation(slow_emulato
 
         assert wait_until(final_state, 60, "the flow run to end") == "CANCELLED"
     finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        stop_process(serve)
