@@ -147,21 +147,6 @@ def emulator_stats(emu: Any) -> dict[str, Any]:
     return httpx.get(f"{emu.url}/_emulator/stats").json()
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """An S3 API (moto in server mode) on 127.0.0.1; yields its endpoint URL."""
-    pytest.importorskip("moto")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def s3_bucket(moto_endpoint: str, request: pytest.FixtureRequest) -> Any:
     """A fresh bucket on the moto server, as a prefect-aws ``S3Bucket`` block (not saved)."""

@@ -1,29 +1,10 @@
-"""An S3 endpoint for the storage tests: moto in server mode on 127.0.0.1 (real HTTP, boto3/s3fs)."""
+"""S3 for the storage tests: a bucket on the session's moto server (``moto_endpoint``, tests/conftest.py)."""
 
 from __future__ import annotations
-
-import socket
-from collections.abc import Iterator
 
 import pytest
 
 BUCKET = "seedance-videos"
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A moto S3 server for the session; yields its URL."""
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
