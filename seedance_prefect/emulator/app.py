@@ -278,6 +278,19 @@ def _build_starlette(state: EmulatorState) -> Starlette:
             {"spec": spec.to_string(), "rates": dict(spec.rates), "counts": state.injector.counts}
         )
 
+    async def hold(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError as exc:
+            return json_response(structured_error("invalid_params", str(exc)), 400)
+        on = body.get("hold") if isinstance(body, dict) else None
+        if not isinstance(on, bool):
+            return json_response(
+                structured_error("invalid_params", 'Send {"hold": true} or {"hold": false}'), 400
+            )
+        state.hold(on)
+        return json_response({"held": on})
+
     async def health(request: Request) -> Response:
         return json_response({"status": "ok"})
 
@@ -309,6 +322,7 @@ def _build_starlette(state: EmulatorState) -> Starlette:
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/reset", reset, methods=["POST"]),
         Route("/_emulator/faults", faults, methods=["GET", "POST"]),
+        Route("/_emulator/hold", hold, methods=["POST"]),
         Route("/_emulator/health", health, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})

@@ -182,6 +182,24 @@ class RunningEmulator:
 
         self._call(apply())
 
+    def hold(self, on: bool) -> None:
+        """Hold generations in ``processing`` or release them (like ``POST /_emulator/hold``).
+
+        Args:
+            on: True to hold finished work, False to let it finish.
+
+        Example:
+            >>> with run_emulator(EmulatorConfig(latency=0.1)) as emu:
+            ...     emu.hold(True)
+            ...     emu.stats()["held"]
+            True
+        """
+
+        async def apply() -> None:
+            self.app.state.hold(on)
+
+        self._call(apply())
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server and wait for its thread.
 

@@ -203,6 +203,8 @@ class EmulatorState:
         self._secret = secrets.token_bytes(16)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.broker = EventBroker()
+        self.released = asyncio.Event()
+        self.released.set()
         self._clear()
 
     def _clear(self) -> None:
@@ -251,7 +253,27 @@ class EmulatorState:
             await asyncio.gather(*tasks, return_exceptions=True)
         self.injector.reset()
         self.broker.events_sent = 0
+        self.hold(False)
         self._clear()
+
+    def hold(self, on: bool) -> None:
+        """Hold queued generations in ``processing`` (``on``) or let them finish (``off``).
+
+        A held generation runs for its latency, then waits for the release before it finishes; a
+        cancel still ends it. Tests use it to make two clients overlap, whatever their start-up time.
+
+        Args:
+            on: True to hold, False to release.
+
+        Example:
+            >>> state = EmulatorState(EmulatorConfig(latency=0.1))
+            >>> state.hold(True); state.snapshot()["held"]
+            True
+        """
+        if on:
+            self.released.clear()
+        else:
+            self.released.set()
 
     # ------------------------------------------------------------------ helpers
 
@@ -382,6 +404,7 @@ class EmulatorState:
             remaining = self.config.latency - (loop.time() - started)
             if remaining > 0:
                 await asyncio.sleep(remaining)
+            await self.released.wait()  # a test holds finished work (see ``hold``)
             if gen.status == "processing":
                 self._finish(gen, error)
         except asyncio.CancelledError:
@@ -576,6 +599,7 @@ class EmulatorState:
             "max_in_flight": self.max_in_flight,
             "sync_in_flight": self.sync_in_flight,
             "max_running": self.config.max_running,
+            "held": not self.released.is_set(),
             "statuses": {s: statuses.get(s, 0) for s in STATUSES},
             "requests_by_route": dict(sorted(self.routes.items())),
             "faults": dict(self.injector.counts),

@@ -145,6 +145,7 @@ def test_two_workers_share_one_limit(server, tmp_path):
 
             with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
                 deployment = client.read_deployment_by_name("seedance-batch-reference-to-video/batch")
+                emu.hold(True)  # nothing finishes until both flow runs are running: they must overlap
                 runs = [
                     client.create_flow_run_from_deployment(
                         deployment.id,
@@ -159,6 +160,15 @@ def test_two_workers_share_one_limit(server, tmp_path):
                     )
                     for shard in (0, 1)
                 ]
+
+                def both_running_limit_full() -> dict[str, Any] | None:
+                    states = [client.read_flow_run(r.id).state for r in runs]
+                    st = stats(emu)
+                    running = all(s is not None and s.is_running() for s in states)
+                    return st if running and st["in_flight"] == LIMIT else None
+
+                held = wait_until(both_running_limit_full, 170, "both flow runs running, the limit full")
+                emu.hold(False)
 
                 def finished() -> list[Any] | None:
                     states = [client.read_flow_run(r.id) for r in runs]
@@ -187,5 +197,5 @@ def test_two_workers_share_one_limit(server, tmp_path):
         for r in final
     ]
     assert owners in ([{0}, {1}], [{1}, {0}]), owners  # each worker ran one of the two flow runs
-    first, second = final
-    assert first.start_time < second.end_time and second.start_time < first.end_time  # they overlapped
+    # Both flow runs were running at once with every slot taken, and no generation had finished.
+    assert held["statuses"]["succeeded"] == 0 and held["max_in_flight"] == LIMIT, held

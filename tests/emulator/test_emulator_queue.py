@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import uuid
 from collections.abc import Callable
 
@@ -256,3 +257,28 @@ def test_queue_delay_keeps_generations_queued_first(start_emulator: Callable[...
             }
     assert history["processing"] - history["queued"] >= 0.3
     assert history["succeeded"] - history["processing"] >= 0.1
+
+
+def test_hold_keeps_finished_work_processing_until_released(
+    emu: RunningEmulator, client: httpx.Client
+) -> None:
+    bad = httpx.post(f"{emu.url}/_emulator/hold", json={"hold": "yes"})
+    assert bad.status_code == 400 and "hold" in bad.json()["error"]["title"] + bad.text
+    assert httpx.post(f"{emu.url}/_emulator/hold", json={"hold": True}).json() == {"held": True}
+    kept, cancelled = _enqueue(client, num_generations=2, generate_audio=False)
+    latency = 0.2
+
+    def latency_long_past() -> bool | None:
+        row = client.get(f"/ai/queue/{kept}").json()
+        assert row["status"] in ("queued", "processing"), row  # never finishes while held
+        history = emu.stats()["generations"][kept]["history"]
+        began = next((h["at"] for h in history if h["status"] == "processing"), None)
+        return True if began is not None and time.time() > began + latency * 4 else None
+
+    wait_until(latency_long_past)
+    assert emu.stats()["held"] is True
+    assert client.delete(f"/ai/queue/{cancelled}").status_code == 200  # a cancel still ends it
+    assert wait_terminal(client, cancelled)["status"] == "cancelled"
+    emu.hold(False)
+    assert wait_terminal(client, kept)["status"] == "succeeded"
+    assert emu.stats()["held"] is False
