@@ -5,7 +5,8 @@ mean", each field error with the API's own message, counting rules, reference UR
 probed by content against the media limits, prompt tags) into a :class:`PreflightReport`.
 :func:`validate_request` raises :class:`~seedance_prefect.errors.InvalidRequest` instead, and
 :func:`load_request_file` reads a JSON request file defensively. The rules live in
-:mod:`seedance_prefect.preflight_rules`, reference handling in :mod:`seedance_prefect.preflight_refs`.
+:mod:`seedance_prefect.preflight_rules`, reference handling in :mod:`seedance_prefect.preflight_refs`
+(on top of :mod:`seedance_prefect.reference_source`, shared with reference preprocessing).
 
 Example:
     >>> report = check_request({"prompt": "@Image1 waves", "input_images": ["https://example.com/a.png"],

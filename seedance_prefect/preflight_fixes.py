@@ -25,24 +25,9 @@ from __future__ import annotations
 from .errors import FieldProblem
 from .media.fixes import FixOptions, PlannedFix
 from .media.plan import SourceRef, plan_references
-from .preflight_refs import ReferenceChecker, ReferenceInfo
+from .preflight_refs import ReferenceChecker
 
 __all__ = ["apply_fix_plan", "refuse_trims"]
-
-
-def _source(ref: ReferenceInfo) -> SourceRef:
-    problem = None if ref.kind == "url" or ref.media is not None else "not probed"
-    return SourceRef(
-        ref.field,
-        ref.uri,
-        ref.kind,
-        path=ref.path,
-        media=ref.media,
-        trim=ref.trim,
-        mime=ref.mime,
-        size_bytes=ref.size_bytes,
-        problem=problem,
-    )
 
 
 def apply_fix_plan(
@@ -51,17 +36,20 @@ def apply_fix_plan(
     """Plan the fixes of the checked references and move the problems they solve out of the way.
 
     Args:
-        checker: The checker after every rule ran (its errors and warnings are edited in place).
+        checker: The checker after every rule ran (its errors and warnings are edited in place);
+            nothing is planned when it did not probe.
         options: Fix options.
 
     Returns:
         ``(planned fixes, resolved problems)``.
     """
-    plan = plan_references([_source(r) for r in checker.references], options)
+    if not checker.probe:
+        return [], []  # nothing was probed: nothing to plan from
+    plan = plan_references([SourceRef.of(r) for r in checker.references], options)
     blocked = {p.field for p in checker.errors if not p.fixable}
     replaced = set()
     for problem in plan.errors:
-        if problem.field not in blocked and problem.message != "not probed":
+        if problem.field not in blocked:
             checker.add([problem])
             replaced.add(problem.field)
     resolved: list[FieldProblem] = []

@@ -1,11 +1,11 @@
-"""Reference handling of :mod:`seedance_prefect.preflight`: URI forms, local files, probing.
+"""Reference checks of :mod:`seedance_prefect.preflight`: URLs, data: URI types, media rules.
 
-A reference is an https/http URL (never fetched here), a ``data:`` URI (decoded and probed), or a
-local path (absolute, relative to the request's folder, or a ``file://`` URI), checked for
-existence and probed by content. Other schemes (``ftp://``, ``s3://``, ``asset://``, ``oxen://``)
-are refused with a fix. :class:`ReferenceChecker` collects the problems and the
-:class:`ReferenceInfo` records; :func:`media_problems` then applies the media rules of
-:mod:`seedance_prefect.preflight_rules`.
+:func:`~seedance_prefect.reference_source.resolve_source` classifies each reference (an
+https/http URL, a ``data:`` URI, a local file; in/out points; other schemes such as ``ftp://``,
+``s3://``, ``asset://``, ``oxen://`` refused with a fix). :class:`ReferenceChecker` collects its
+problems and :class:`ReferenceInfo` records, and adds the checks only preflight makes: URLs the
+service could not fetch, data: URIs that declare another type than their content.
+:func:`media_problems` then applies the media rules of :mod:`seedance_prefect.preflight_rules`.
 
 Example:
     >>> checker = ReferenceChecker(Path("/tmp"), probe=False)
@@ -18,29 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import re
 import urllib.parse
-import urllib.request
 from pathlib import Path
-from typing import Any, Literal
 
 from .errors import FieldProblem
-from .media.fixes import Trim, split_trim
-from .media.probe import MediaInfo, decode_data_uri, probe_bytes, probe_path
+from .media.probe import MediaInfo
 from .preflight_rules import audio_rules, audio_total_rules, image_rules, video_rules, video_total_rules
+from .reference_source import ReferenceInfo, ReferenceKind, resolve_source
 
 __all__ = ["ReferenceChecker", "ReferenceInfo", "ReferenceKind", "media_problems"]
 
-ReferenceKind = Literal["url", "data", "path"]
-
-_SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+)://")
-_ANY_FORM = "Give an https URL, a data: URI or a local file path"
-_SCHEME_FIXES = {
-    "s3": "Make the object public and give its https URL, or download it and give the local path",
-    "gs": "Make the object public and give its https URL, or download it and give the local path",
-    "asset": "BytePlus asset ids are not accepted by Oxen; give an https URL or a local file",
-    "oxen": "Give the file's https URL: https://hub.oxen.ai/api/repos/<namespace>/<repo>/file/<branch>/<path>",
-}
 _MIME_CONTAINERS = {
     "image/jpeg": "jpeg",
     "image/jpg": "jpeg",
@@ -57,73 +44,6 @@ _MIME_CONTAINERS = {
 }
 
 
-@dataclasses.dataclass
-class ReferenceInfo:
-    """One reference file of a request, as found by preflight.
-
-    Attributes:
-        field: Where it is, e.g. ``"input_videos[0]"``.
-        uri: The reference exactly as given.
-        kind: ``"url"`` (http/https, not fetched), ``"data"`` (a data: URI) or ``"path"`` (a local
-            file, including ``file://`` URIs).
-        path: The absolute local path, resolved against the base directory.
-        media: What probing found (local files and data: URIs with ``probe=True``).
-        size_bytes: Size of the local file or decoded data: URI.
-        mime: The media type declared by a data: URI.
-        trim: In/out points given as a ``#t=in,out`` fragment (local files and data: URIs).
-
-    Example:
-        >>> ReferenceInfo("input_images[0]", "data:image/png;base64,AAAA", "data", size_bytes=3,
-        ...               mime="image/png").display()
-        'data:image/png;base64,... (3 bytes)'
-    """
-
-    field: str
-    uri: str
-    kind: ReferenceKind
-    path: Path | None = None
-    media: MediaInfo | None = None
-    size_bytes: int | None = None
-    mime: str | None = None
-    trim: Trim | None = None
-
-    def label(self) -> str:
-        """The file as named in messages: the path, or the data: URI's size.
-
-        Example:
-            >>> ReferenceInfo("input_images[0]", "x.png", "path", path=Path("/r/x.png")).label()
-            '/r/x.png'
-        """
-        if self.kind == "path":
-            return str(self.path)
-        if self.kind == "data":
-            return f"data: URI ({self.size_bytes:,} bytes)" if self.size_bytes is not None else "data: URI"
-        return self.uri
-
-    def display(self) -> str:
-        """The reference shortened for printing: never megabytes of base64."""
-        if self.kind == "path":
-            size = f", {self.size_bytes:,} bytes" if self.size_bytes is not None else ""
-            return f"<local file: {self.path}{size}; hosted before sending>"
-        if self.kind == "data":
-            size = f"{self.size_bytes:,} bytes" if self.size_bytes is not None else "malformed"
-            return f"data:{self.mime or '?'};base64,... ({size})"
-        return self.uri
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the reference as a JSON-ready dict (data: URIs shortened)."""
-        return {
-            "field": self.field,
-            "uri": self.display() if self.kind == "data" else self.uri,
-            "kind": self.kind,
-            "path": str(self.path) if self.path else None,
-            "size_bytes": self.size_bytes,
-            "mime": self.mime,
-            "trim": str(self.trim) if self.trim else None,
-            "media": self.media.to_dict() if self.media else None,
-        }
-
-
 def _private_host(host: str) -> bool:
     if host in ("localhost", "") or host.endswith((".local", ".localhost", ".internal")):
         return True
@@ -132,23 +52,6 @@ def _private_host(host: str) -> bool:
     except ValueError:
         return False
     return address.is_private or address.is_loopback or address.is_link_local
-
-
-def _check_file(path: Path) -> tuple[int | None, str | None, str | None]:
-    """Return (size, problem message, fix) for a local reference file."""
-    try:
-        if not path.exists():
-            return None, "File not found", "Check the path (relative paths start at the request's folder)"
-        if not path.is_file():
-            return None, "Not a regular file", "Give the path of a media file"
-        size = path.stat().st_size
-        with path.open("rb"):
-            pass
-    except PermissionError:
-        return None, "File not readable", "Fix the file's permissions"
-    except OSError as exc:
-        return None, f"Cannot read the file: {exc.strerror or exc}", None
-    return size, None, None
 
 
 class ReferenceChecker:
@@ -186,83 +89,26 @@ class ReferenceChecker:
         Returns:
             ``(value to send, media info, kind)``: local paths are returned absolute (with their
             ``#t=`` fragment); ``kind`` is None for a reference in no accepted form.
-        """
-        if not uri.strip():
-            self.add([FieldProblem(field, "Empty reference", fix=_ANY_FORM)])
-            return uri, None, None
-        scheme = _SCHEME_RE.match(uri)
-        name = scheme.group(1).lower() if scheme else None
-        if name in ("http", "https"):
-            self._url(field, uri)
-            return uri, None, "url"
-        if name is not None and name != "file":
-            self.add(
-                [
-                    FieldProblem(
-                        field,
-                        f"Unsupported URI scheme {name}://",
-                        limit="https, http, data: or a local path",
-                        found=uri,
-                        fix=_SCHEME_FIXES.get(name, _ANY_FORM),
-                    )
-                ]
-            )
-            return uri, None, None
-        try:
-            plain, trim = split_trim(uri)
-        except ValueError as exc:
-            self.add(
-                [
-                    FieldProblem(
-                        field, "Malformed in/out points", found=str(exc), fix="Write #t=<in>,<out> in seconds"
-                    )
-                ]
-            )
-            return uri, None, None
-        if uri[:5].lower() == "data:":
-            info = self._data(field, plain)
-            self.references[-1].trim = trim
-            return uri, info, "data"
-        if trim is not None and self._local(field, uri, quiet=True) is not None:
-            plain, trim = uri, None  # a file really named "...#t=..."
-        path = self._local(field, plain)
-        if path is None:
-            return uri, None, None
-        ref = ReferenceInfo(field, uri, "path", path=path, trim=trim)
-        self.references.append(ref)
-        ref.size_bytes, message, fix = _check_file(path)
-        if message:
-            self.add([FieldProblem(field, message, found=str(path), fix=fix)])
-        elif self.probe:
-            ref.media = probe_path(path)
-        return str(path) + (str(trim) if trim else ""), ref.media, "path"
 
-    def _local(self, field: str, text: str, quiet: bool = False) -> Path | None:
-        """The absolute path of a local reference (None: a file:// URI on another host, or not a file)."""
-        if text[:7].lower() == "file://":
-            parts = urllib.parse.urlsplit(text)
-            if parts.netloc not in ("", "localhost"):
-                if not quiet:
-                    self.add(
-                        [
-                            FieldProblem(
-                                field,
-                                "file:// URI on another host",
-                                found=text,
-                                fix="Copy the file here and give its local path",
-                            )
-                        ]
-                    )
-                return None
-            text = urllib.request.url2pathname(parts.path)
-        path = Path(text).expanduser()
-        path = (path if path.is_absolute() else self.base / path).resolve()
-        if quiet and not path.is_file():
-            return None
-        return path
+        Example:
+            >>> checker = ReferenceChecker(Path("/tmp"), probe=False)
+            >>> checker.reference("input_videos[0]", "clips/a.mp4#t=2,9")
+            ('/tmp/clips/a.mp4#t=2,9', None, 'path')
+        """
+        ref = resolve_source(field, uri, self.base, self.probe)
+        if ref.kind is not None:
+            self.references.append(ref)
+        if ref.problem is not None:
+            self.add([ref.problem])
+        if ref.kind == "url":
+            self._url(field, uri)
+        elif ref.kind == "data" and ref.media is not None:
+            self._declared_type(ref, ref.media)
+        if ref.kind == "path":
+            return str(ref.path) + (str(ref.trim) if ref.trim else ""), ref.media, "path"
+        return uri, ref.media, ref.kind
 
     def _url(self, field: str, uri: str) -> None:
-        self.references.append(ReferenceInfo(field, uri, "url"))
         if "#t=" in uri:
             self.add(
                 [
@@ -302,42 +148,22 @@ class ReferenceChecker:
                 ]
             )
 
-    def _data(self, field: str, uri: str) -> MediaInfo | None:
-        try:
-            mime, data = decode_data_uri(uri)
-        except ValueError as exc:
-            self.references.append(ReferenceInfo(field, uri, "data"))
-            self.add(
-                [
-                    FieldProblem(
-                        field,
-                        "Malformed data: URI",
-                        found=str(exc),
-                        fix="Use data:<mime>;base64,<data>, or give the local file path",
-                    )
-                ]
-            )
-            return None
-        ref = ReferenceInfo(field, uri, "data", size_bytes=len(data), mime=mime)
-        self.references.append(ref)
-        if not self.probe:
-            return None
-        info = ref.media = probe_bytes(data)
-        declared = _MIME_CONTAINERS.get(mime)
+    def _declared_type(self, ref: ReferenceInfo, info: MediaInfo) -> None:
+        """Warn when a data: URI declares another type than its content."""
+        declared = _MIME_CONTAINERS.get(ref.mime or "")
         if declared and info.kind != "unknown" and info.container and declared != info.container:
             self.add(
                 [
                     FieldProblem(
-                        field,
+                        ref.field,
                         "data: URI declares another type than its content",
-                        found=f"declared {mime}, content {info.container}",
+                        found=f"declared {ref.mime}, content {info.container}",
                         fix="Fix the media type of the data: URI",
                         severity="warning",
                         fixable=True,
                     )
                 ]
             )
-        return info
 
 
 def _named(problems: list[FieldProblem], label: str | None, combined: bool = False) -> list[FieldProblem]:
@@ -365,7 +191,7 @@ def media_problems(
             reference as returned by :meth:`ReferenceChecker.reference`.
     """
     rules = {"input_images": image_rules, "input_videos": video_rules, "input_audios": audio_rules}
-    labels = {r.field: r.label() for r in checker.references if r.kind != "url"}
+    labels = {r.field: r.label for r in checker.references if r.kind != "url"}
     for name, items in media.items():
         for field, info, _kind in items:
             if info is not None:

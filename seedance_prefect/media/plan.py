@@ -163,7 +163,7 @@ def _unreadable(ref: SourceRef) -> FieldProblem | None:
     if ref.kind == "url":
         return None
     if ref.problem:
-        return _problem(ref, ref.problem, "Give a readable local file, an https URL or a data: URI")
+        return ref.problem  # the error preflight reports: names the field and the file, with a fix
     info = ref.media
     if info is None:
         return _problem(ref, "Could not be read")

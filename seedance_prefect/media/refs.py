@@ -1,7 +1,9 @@
-"""References of a request, classified and probed by content: :class:`SourceRef`.
+"""References of a request as preprocessing sees them: :class:`SourceRef`, :func:`resolve_reference`.
 
-A reference is an http(s) URL (passed through, never fetched), a ``data:`` URI (decoded and
-probed) or a local file (probed by content), maybe with ``#t=in,out`` in/out points.
+The classification is preflight's (:func:`~seedance_prefect.reference_source.resolve_source`): an
+http(s) URL (passed through, never fetched), a ``data:`` URI (decoded and probed) or a local file
+(probed by content), maybe with ``#t=in,out`` in/out points. :class:`SourceRef` adds the modality
+of its field.
 
 Example:
     >>> ref = resolve_reference("input_audios[0]", "https://example.com/a.mp3")
@@ -11,16 +13,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .fixes import Trim, split_trim
-from .probe import MediaInfo, decode_data_uri, probe_bytes, probe_path
+from ..reference_source import ReferenceInfo, ReferenceKind, resolve_source
 
 __all__ = [
     "FIELDS",
@@ -33,7 +32,8 @@ __all__ = [
 ]
 
 Modality = Literal["image", "video", "audio"]
-RefKind = Literal["url", "data", "path"]
+#: ``"url"``, ``"data"`` or ``"path"``: the kinds of :mod:`seedance_prefect.reference_source`.
+RefKind = ReferenceKind
 
 #: Request field -> modality.
 FIELDS: dict[str, Modality] = {"input_images": "image", "input_videos": "video", "input_audios": "audio"}
@@ -53,58 +53,31 @@ def heif_available() -> bool:
     return True
 
 
-@dataclass
-class SourceRef:
-    """One reference of a request, classified and (for local files and data: URIs) probed.
+class SourceRef(ReferenceInfo):
+    """One reference of a request, as classified and probed by preflight, plus its modality.
 
-    Attributes:
-        field: ``"input_videos[0]"``...
-        uri: The reference as given (with its ``#t=`` fragment, if any).
-        kind: ``"url"`` (passed through), ``"data"`` or ``"path"``.
-        path: The absolute local path.
-        media: What probing found (None for URLs, missing files, or malformed data: URIs).
-        trim: In/out points from a ``#t=`` fragment.
-        mime: The media type a data: URI declares.
-        size_bytes: Size of the file or decoded data.
-        problem: Why the reference could not be read (missing file, malformed URI...).
+    The fields are those of :class:`~seedance_prefect.reference_source.ReferenceInfo` (``field``,
+    ``uri``, ``kind``, ``path``, ``media``, ``size_bytes``, ``mime``, ``trim``, ``problem``).
 
     Example:
         >>> SourceRef("input_images[0]", "data:image/png;base64,AAAA", "data", size_bytes=3).label
         'data: URI (3 bytes)'
     """
 
-    field: str
-    uri: str
-    kind: RefKind
-    path: Path | None = None
-    media: MediaInfo | None = None
-    trim: Trim | None = None
-    mime: str | None = None
-    size_bytes: int | None = None
-    problem: str | None = None
-
     @property
     def modality(self) -> Modality:
         """``"image"``, ``"video"`` or ``"audio"``, from the field name."""
         return FIELDS[self.field.partition("[")[0]]
 
-    @property
-    def label(self) -> str:
-        """The file as shown to users: the path, or the data: URI's size."""
-        if self.kind == "path":
-            return str(self.path)
-        if self.kind == "data":
-            size = f"{self.size_bytes:,} bytes" if self.size_bytes is not None else "malformed"
-            return f"data: URI ({size})"
-        return self.uri
+    @classmethod
+    def of(cls, ref: ReferenceInfo) -> SourceRef:
+        """The same reference as a :class:`SourceRef` (its fields shared, nothing probed again).
 
-
-def _local_path(text: str, base: Path) -> Path:
-    if text[:7].lower() == "file://":
-        parts = urllib.parse.urlsplit(text)
-        text = urllib.request.url2pathname(parts.path)
-    path = Path(text).expanduser()
-    return (path if path.is_absolute() else base / path).resolve()
+        Example:
+            >>> SourceRef.of(ReferenceInfo("input_videos[1]", "https://e.com/v.mp4", "url")).modality
+            'video'
+        """
+        return cls(**{f.name: getattr(ref, f.name) for f in dataclasses.fields(ref)})
 
 
 def resolve_reference(field_name: str, uri: str, base_dir: str | os.PathLike[str] | None = None) -> SourceRef:
@@ -118,7 +91,7 @@ def resolve_reference(field_name: str, uri: str, base_dir: str | os.PathLike[str
         base_dir: Folder relative paths start from (default: the working directory).
 
     Returns:
-        The reference; ``problem`` says why it could not be read.
+        The reference; ``problem`` says why it cannot be used (the error preflight reports).
 
     Example:
         >>> ref = resolve_reference("input_videos[0]", "https://example.com/v.mp4")
@@ -126,28 +99,7 @@ def resolve_reference(field_name: str, uri: str, base_dir: str | os.PathLike[str
         ('url', None)
     """
     base = Path(base_dir).resolve() if base_dir else Path.cwd()
-    head = uri[:8].lower()
-    if head.startswith(("http://", "https://")):
-        return SourceRef(field_name, uri, "url")
-    try:
-        plain, trim = split_trim(uri)
-    except ValueError as exc:
-        return SourceRef(field_name, uri, "data" if head.startswith("data:") else "path", problem=str(exc))
-    if head.startswith("data:"):
-        try:
-            mime, data = decode_data_uri(plain)
-        except ValueError as exc:
-            return SourceRef(field_name, uri, "data", trim=trim, problem=str(exc))
-        info = probe_bytes(data)
-        return SourceRef(field_name, uri, "data", media=info, trim=trim, mime=mime, size_bytes=len(data))
-    path = _local_path(plain, base)
-    if trim is not None and _local_path(uri, base).is_file():
-        path, trim = _local_path(uri, base), None
-    if not path.is_file():
-        problem = "File not found" if not path.exists() else "Not a regular file"
-        return SourceRef(field_name, uri, "path", path=path, trim=trim, problem=problem)
-    info = probe_path(path)
-    return SourceRef(field_name, uri, "path", path=path, media=info, trim=trim, size_bytes=info.size_bytes)
+    return SourceRef.of(resolve_source(field_name, uri, base))
 
 
 def request_refs(request: Any, base_dir: str | os.PathLike[str] | None = None) -> list[SourceRef]:
