@@ -14,6 +14,8 @@ import pytest
 
 from seedance_prefect.media.samples import make_audio, make_image, make_video
 
+from ..mediakit import LazyMedia, write
+
 MODEL = "bytedance-seedance-2-0-reference-to-video"
 
 
@@ -64,33 +66,11 @@ def _recipes() -> dict[str, Callable[[Path], Path]]:
         "a_15mb": lambda p: make_audio(p.with_suffix(".wav"), 1.0, pad_to_bytes=15_000_000),
         "a_15mb_plus": lambda p: make_audio(p.with_suffix(".wav"), 1.0, pad_to_bytes=15_000_002),
         # not media
-        "text_named_jpg": lambda p: _write(p.with_suffix(".jpg"), b"a shopping list, not a photo\n" * 10),
+        "text_named_jpg": lambda p: write(p.with_suffix(".jpg"), b"a shopping list, not a photo\n" * 10),
     }
 
 
-def _write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
-class Refs:
-    """Lazy name -> path mapping of generated reference files."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.recipes = _recipes()
-        self.made: dict[str, Path] = {}
-
-    def __getitem__(self, name: str) -> Path:
-        if name not in self.made:
-            self.made[name] = self.recipes[name](self.root / name)
-        return self.made[name]
-
-    def s(self, name: str) -> str:
-        """The path as a string, as it would appear in a request."""
-        return str(self[name])
-
-
 @pytest.fixture(scope="session")
-def refs(tmp_path_factory: pytest.TempPathFactory) -> Refs:
-    return Refs(tmp_path_factory.mktemp("refs"))
+def refs(tmp_path_factory: pytest.TempPathFactory) -> LazyMedia:
+    """Name -> path of the reference files (``refs.s(name)``: as a string, as in a request)."""
+    return LazyMedia(tmp_path_factory.mktemp("refs"), _recipes())

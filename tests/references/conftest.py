@@ -19,6 +19,7 @@ from PIL import Image
 from seedance_prefect.media.samples import make_audio, make_image, make_video
 
 from ..flows.flowkit import API_KEY  # the key the session-end secret scan looks for
+from ..mediakit import LazyMedia, write
 
 
 def _noise(path: Path, width: int, height: int) -> Path:
@@ -70,42 +71,21 @@ def _recipes() -> dict[str, Callable[[Path], Path]]:
         "wav96k": lambda p: make_audio(p.with_suffix(".wav"), 3.0, sample_rate=96000),
         "talking_clip": video(640, 480, 3.0, audio=True),
         # not media
-        "text": lambda p: _write(p.with_suffix(".mp4"), b"a shopping list, not a video\n" * 20),
+        "text": lambda p: write(p.with_suffix(".mp4"), b"a shopping list, not a video\n" * 20),
     }
 
 
-def _write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
-class Media:
-    """Lazy name -> path of generated media."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.recipes = _recipes()
-        self.made: dict[str, Path] = {}
-
-    def __getitem__(self, name: str) -> Path:
-        if name not in self.made:
-            if name == "heic":
-                pytest.importorskip("pillow_heif")
-            if name == "truncated":
-                data = self["v_ok"].read_bytes()
-                self.made[name] = _write(self.root / "truncated.mp4", data[: len(data) // 2])
-            else:
-                self.made[name] = self.recipes[name](self.root / name)
-        return self.made[name]
-
-    def s(self, name: str) -> str:
-        """The path as a string, as it appears in a request."""
-        return str(self[name])
-
-
 @pytest.fixture(scope="session")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
-    return Media(tmp_path_factory.mktemp("reference-media"))
+def media(tmp_path_factory: pytest.TempPathFactory) -> LazyMedia:
+    """Name -> path of generated media; ``"truncated"`` is the first half of ``"v_ok"``."""
+    made = LazyMedia(tmp_path_factory.mktemp("reference-media"), _recipes(), requires={"heic": "pillow_heif"})
+    made.recipes["truncated"] = lambda p: write(p.with_suffix(".mp4"), _first_half(made["v_ok"]))
+    return made
+
+
+def _first_half(path: Path) -> bytes:
+    data = path.read_bytes()
+    return data[: len(data) // 2]
 
 
 @pytest.fixture(scope="session")
