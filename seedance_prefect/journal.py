@@ -62,7 +62,8 @@ class Attempt:
     """One enqueue attempt of a request.
 
     Attributes:
-        started_at: Unix time just before the POST.
+        started_at: Unix time at or before the POST (before waiting for a concurrency slot, until
+            the POST's answer is recorded); a lost answer is looked for from it on.
         state: ``posting`` (no answer recorded yet), ``enqueued``, ``recovered`` (answer lost,
             generations found by listing) or ``refused`` (the service said no; nothing created).
         generation_ids: Ids the attempt created.

@@ -268,8 +268,8 @@ def enqueue_generation(
         run_key: Extra key that makes otherwise equal requests distinct.
         journal_dir: Where the journal lives (default ``~/.seedance/journal``).
         slot: A concurrency slot (anything with an idempotent ``acquire()``), taken after the
-            journal is read and right before the generation is posted or reattached to, so the
-            journal's work is not done while holding it.
+            journal is read and written and right before the generation is posted or reattached
+            to, so the journal's work is not done while holding it.
 
     Returns:
         One generation id per ``num_generations``.
@@ -287,13 +287,18 @@ def enqueue_generation(
                 entry.flow_runs.append(run_id)
             journal.link_flow_run(run_id, fingerprint)
         ids = _reattach(client, entry, request.num_generations, logger)
-        if slot is not None:
-            slot.acquire()
         if ids:
             journal.save(entry)
+            if slot is not None:
+                slot.acquire()
             return ids
+        # The attempt is on disk before the slot is waited for, so the POST follows the slot at
+        # once; a crash from here on is recovered by listing the queue from the saved (earlier) time.
         attempt = entry.begin_attempt()
         journal.save(entry)
+        if slot is not None:
+            slot.acquire()
+            attempt.started_at = time.time()
         for _ in range(RATE_LIMIT_TRIES):
             try:
                 rows = client.enqueue(request)
