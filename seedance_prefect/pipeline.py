@@ -198,9 +198,9 @@ def generate_row(
     fails, is cancelled or times out is recorded in ``failures`` and the others go on.
 
     With ``slot``, the task takes it (``slot.acquire()``) right before it posts (after the journal
-    is read and the attempt written) and gives it back (``slot.release()``) as soon as every generation is terminal, so a
-    concurrency slot is held only while generations are in flight. A retry keeps the slot taken on
-    the first try.
+    is read and the attempt written) and gives it back (``slot.release()``) as soon as every
+    generation is terminal, so a concurrency slot is held only while generations are in flight. A
+    retry keeps the slot taken on the first try.
 
     Args:
         request: A validated request whose references are reachable.
