@@ -34,7 +34,6 @@ from typing import Any, Protocol
 
 from prefect import task
 from prefect.assets import materialize
-from prefect.cache_policies import NO_CACHE
 
 from .credentials import OxenCredentials
 from .delivery import DeliveredVideo
@@ -42,6 +41,7 @@ from .errors import SeedanceError
 from .models import Generation, SeedanceRequest
 from .storage import DeliveryTarget
 from .tasks import (
+    DELIVER_VIDEO_OPTIONS,
     RETRYING,
     DownloadedVideo,
     deliver_video,
@@ -79,22 +79,19 @@ def _asset_key(target: DeliveryTarget, name: str) -> str | None:
     return key if key and _ASSET_KEY_OK.match(key) and len(key) <= 512 else None
 
 
+def _delivering(step: Any, options: dict[str, Any], target: DeliveryTarget, name: str) -> Any:
+    """``step`` (a task), or the same function as an asset materialization of the delivered video
+    (with the same task ``options``) when the target makes a valid asset key of ``name``."""
+    key = _asset_key(target, name)
+    return step if key is None else materialize(key, by="seedance-prefect", **options)(step.fn)
+
+
 def _deliver(
     video: DownloadedVideo, target: DeliveryTarget, output: Path, name: str, sidecar: dict[str, Any]
 ) -> DeliveredVideo:
     """Run ``deliver_video``, as an asset materialization when the target makes a valid asset key."""
-    key = _asset_key(target, name)
-    if key is None:
-        return deliver_video(video, str(output), name, sidecar, target)
-    task = materialize(
-        key,
-        by="seedance-prefect",
-        name="deliver_video",
-        cache_policy=NO_CACHE,
-        retries=2,
-        retry_delay_seconds=1,
-    )(deliver_video.fn)
-    return task(video, str(output), name, sidecar, target)
+    step = _delivering(deliver_video, DELIVER_VIDEO_OPTIONS, target, name)
+    return step(video, str(output), name, sidecar, target)
 
 
 def _sidecar(
@@ -286,12 +283,7 @@ def deliver_generation(
     Returns:
         The delivery.
     """
-    key = _asset_key(target, name)
-    step = (
-        _deliver_generation
-        if key is None
-        else materialize(key, by="seedance-prefect", **_DELIVER_OPTIONS)(_download_verify_deliver)
-    )
+    step = _delivering(_deliver_generation, _DELIVER_OPTIONS, target, name)
     return step(
         row,
         credentials,

@@ -459,7 +459,16 @@ def verify_video(video: DownloadedVideo, request: SeedanceRequest, rejected_dir:
         raise VerificationFailed(exc.problems, kept_at=str(aside)) from None
 
 
-@task(name="deliver_video", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+#: Options of ``deliver_video`` (also used when it runs as an asset materialization).
+DELIVER_VIDEO_OPTIONS: dict[str, Any] = {
+    "name": "deliver_video",
+    "cache_policy": NO_CACHE,
+    "retries": 2,
+    "retry_delay_seconds": 1,
+}
+
+
+@task(**DELIVER_VIDEO_OPTIONS)
 def deliver_video(
     video: DownloadedVideo,
     output: str,
