@@ -61,6 +61,17 @@ def _processing(emu: Any) -> bool:
     return _status(emu) == "processing"
 
 
+def _waited_on(emu: Any) -> bool:
+    """The generation is processing and was polled: the flow recorded its id and is in its wait step.
+
+    (Processing alone is seen right after the POST, before the journal records the id; a signal
+    landing there is the gap between the answer and the journal, not an interrupt mid-wait.)
+    """
+    generations = stats(emu)["generations"]
+    row = next(iter(generations.values()), None)
+    return bool(row) and row["status"] == "processing" and row["polls"] >= 1
+
+
 def test_sigkill_after_enqueue_then_rerun_reattaches(slow_emulator, prefect_server, tmp_path):
     out = tmp_path / "out"
     request_file = tmp_path / "request.json"
@@ -118,7 +129,7 @@ def test_interrupting_the_cli_cancels_the_remote_generation(slow_emulator, prefe
         text=True,
     )
     try:
-        wait_until(lambda: _processing(slow_emulator), 90, "the CLI's generation to be processing")
+        wait_until(lambda: _waited_on(slow_emulator), 90, "the CLI to wait for its generation")
         proc.send_signal(sig)
         sent = time.monotonic()
         wait_until(lambda: _status(slow_emulator) == "cancelled", 5, "the remote generation to be cancelled")
@@ -159,7 +170,7 @@ def test_cancelling_a_served_flow_run_cancels_the_remote_generation(slow_emulato
             parameters={"request": REQUEST, "output": str(tmp_path / "o"), "poll_interval": 1.0},
             timeout=0,
         )
-        wait_until(lambda: _processing(slow_emulator), 120, "the served run's generation to be processing")
+        wait_until(lambda: _waited_on(slow_emulator), 120, "the served run to wait for its generation")
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(run.id, Cancelling(), force=True)
         sent = time.monotonic()
