@@ -1,7 +1,7 @@
 """Benchmark: normalise a 15 s 1080p H.264 clip to 720p with PyAV, against the ffmpeg CLI.
 
 The PyAV side is exactly what ``prepare()`` runs for such a clip (the planned
-:class:`~seedance_prefect.media.plan.VideoTarget`: 1284x722, source frame rate kept, libx264
+:class:`~seedance_prefect.references.plan.VideoTarget`: 1284x722, source frame rate kept, libx264
 ``veryfast`` CRF 23 with the 50 MB ``maxrate`` cap, AAC, ``+faststart``). The ffmpeg CLI runs the
 same filter chain and encoder settings. Runs alternate (PyAV, CLI, PyAV, ...) and the median
 wall time of each is compared; the goal is PyAV within 1.2x of the CLI.
@@ -38,9 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import av
 
 from seedance_prefect.media.normalize_video import normalize_video
-from seedance_prefect.media.plan import SourceRef, VideoTarget, plan_references
 from seedance_prefect.media.probe import probe_path
 from seedance_prefect.media.samples import make_video
+from seedance_prefect.media.targets import VideoTarget
+from seedance_prefect.references.plan import plan_references
+from seedance_prefect.references.source import ReferenceInfo
 
 GOAL = 1.2
 SECONDS, FPS = 15.0, 30
@@ -75,7 +77,7 @@ def make_source(workdir: Path) -> Path:
 
 def target_for(source: Path) -> VideoTarget:
     """What ``prepare()`` plans for the source."""
-    ref = SourceRef("input_videos[0]", str(source), "path", path=source, media=probe_path(source))
+    ref = ReferenceInfo("input_videos[0]", str(source), "path", path=source, media=probe_path(source))
     [rp] = plan_references([ref]).references
     assert isinstance(rp.target, VideoTarget)
     return rp.target

@@ -3,7 +3,7 @@
 Metrics (issue 7):
 - overhead per generation = flow wall time - the emulator's generation time (queued -> succeeded);
   goal <= 0.5 s and <= 1.1 x the bare loop's overhead + 0.5 s. Measured as ``seedance generate``
-  runs the flow (inside :func:`seedance_prefect.runtime.local_flow_settings`: no flow run
+  runs the flow (inside :func:`seedance_prefect.cli.commands.local_flow_settings`: no flow run
   heartbeats), and again with Prefect's defaults, whose heartbeat thread is joined when the flow
   ends (up to 1 s, see the runtime module);
 - completion detection latency (the emulator marks the generation succeeded -> the wait task
@@ -80,8 +80,8 @@ def _flow_overheads(emu: Any, n: int, out: Path, first: int) -> list[float]:
 def flow_runs(emu: Any, n: int, out: Path) -> tuple[list[float], list[float], list[float]]:
     """The product: reference_to_video per generation, as ``seedance generate`` runs it (no flow
     heartbeats) and with Prefect's defaults; returns both overheads and detection latencies."""
+    from seedance_prefect.cli.commands import local_flow_settings
     from seedance_prefect.flows import reference_to_video
-    from seedance_prefect.runtime import local_flow_settings
 
     reference_to_video(_request(-1), output=str(out), poll_interval=30)  # warm-up: imports, first run
     emu.reset()
@@ -91,7 +91,7 @@ def flow_runs(emu: Any, n: int, out: Path) -> tuple[list[float], list[float], li
     detection = []
     # detection latency: wait task alone, timed from the emulator's "succeeded" to its return
     from seedance_prefect.client import SeedanceClient
-    from seedance_prefect.waiting import CompletionHub, wait_for_completion
+    from seedance_prefect.client.completion import CompletionHub, wait_for_completion
 
     def factory() -> SeedanceClient:
         return SeedanceClient("bench", base_url=emu.base_url)
@@ -110,7 +110,7 @@ def flow_runs(emu: Any, n: int, out: Path) -> tuple[list[float], list[float], li
 def long_wait_requests(seconds: float) -> float:
     """Requests per generation-minute while one generation of ``seconds`` is waited for (events up)."""
     from seedance_prefect.client import SeedanceClient
-    from seedance_prefect.waiting import CompletionHub, wait_for_completion
+    from seedance_prefect.client.completion import CompletionHub, wait_for_completion
 
     with run_emulator(EmulatorConfig(latency=seconds, keepalive=5.0)) as slow:
 

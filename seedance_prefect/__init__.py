@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from . import _compat
 from ._version import __version__
 from .errors import (
     ApiError,
@@ -35,6 +36,8 @@ from .errors import (
 )
 from .limits import MODEL_ID
 from .models import CompletionEvent, Generation, SeedanceRequest, VideoItem, VideoResult
+
+_compat.install()  # old module paths (seedance_prefect.generation.journal, ...) keep working for one release
 
 # Names loaded lazily (they import Prefect or heavier modules): name -> module.
 _LAZY = {

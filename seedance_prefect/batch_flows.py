@@ -2,7 +2,7 @@
 
 Steps: read and check every row (bad rows reported with line number, name and problems, then
 skipped) -> skip rows an earlier run delivered (the journal) -> refuse to start over the budget ->
-run the rows on threads (:mod:`seedance_prefect.batch_runner`). Per row: ``prepare_references``
+run the rows on threads (:mod:`seedance_prefect.batch.runner`). Per row: ``prepare_references``
 (when it has references) -> the task ``generate <name>`` (enqueue + wait, holding
 ``num_generations`` slots of the Prefect **global concurrency limit**, ``seedance-generations`` by
 default, from right before the POST until the generations are terminal) -> one task
@@ -36,17 +36,17 @@ from prefect.events import emit_event
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
 
-from .batch import BatchPlan, BatchRow, already_delivered, plan_batch, read_manifest
-from .batch_runner import Permits, run_rows
-from .budget import RunTotals, check_budget
+from .batch.budget import RunTotals, check_budget
+from .batch.manifest import BatchPlan, BatchRow, already_delivered, plan_batch, read_manifest
+from .batch.runner import Permits, run_rows
 from .credentials import OxenCredentials, resolve_credentials
-from .delivery import DeliveredVideo
-from .errors import SeedanceError
+from .delivery.folder import DeliveredVideo
+from .delivery.targets import DeliveryTarget, resolve_target
+from .errors import BatchFailed, SeedanceError
 from .flows import _RUN_CREDENTIALS, _record_deliveries, cancel_remote_generations
-from .journal import Journal
+from .generation.journal import Journal
 from .pipeline import RowGenerations, deliver_generation, generate_row
 from .progress import ProgressReporter
-from .storage import DeliveryTarget, resolve_target
 from .tasks import prepare_references
 
 __all__ = [
@@ -64,15 +64,6 @@ DEFAULT_CONCURRENCY = 4
 SUMMARY_COLUMNS = ("line", "name", "status", "generation", "video", "seconds", "cost_usd", "error")
 
 
-class BatchFailed(SeedanceError):
-    """Some rows of a batch were not delivered; ``summary`` has every row and the totals."""
-
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
-        self.summary = summary
-        super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.summary))
 
 
 def ensure_concurrency_limit(name: str = DEFAULT_LIMIT_NAME, limit: int | None = None) -> int:

@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr
 from .limits import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
-    from .client import AsyncSeedanceClient, SeedanceClient
+    from .client._client import AsyncSeedanceClient, SeedanceClient
 
 __all__ = ["OxenCredentials", "resolve_credentials"]
 
@@ -89,7 +89,7 @@ class OxenCredentials(CredentialsBlock):
         Returns:
             A client to use as a context manager.
         """
-        from .client import SeedanceClient
+        from .client._client import SeedanceClient
 
         return SeedanceClient(
             self.api_key.get_secret_value(), base_url=self.base_url, **self._client_options(kwargs)
@@ -104,7 +104,7 @@ class OxenCredentials(CredentialsBlock):
         Returns:
             A client to use as an async context manager.
         """
-        from .client import AsyncSeedanceClient
+        from .client._client import AsyncSeedanceClient
 
         return AsyncSeedanceClient(
             self.api_key.get_secret_value(), base_url=self.base_url, **self._client_options(kwargs)

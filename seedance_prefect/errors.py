@@ -1,10 +1,30 @@
-"""Exceptions raised by seedance-prefect, and which of them are worth retrying.
+"""Every exception raised by seedance-prefect, and which of them are worth retrying.
 
 Every exception derives from :class:`SeedanceError`. Local validation problems raise
 :class:`InvalidRequest` before anything is sent (and so before anything is paid). Answers of the
 service map to :class:`ApiError` and its subclasses; a generation that ended badly on the service
 raises :class:`GenerationFailed`. :func:`is_transient` tells retry logic (the client's own and
 Prefect's ``retry_condition_fn``) which failures are worth another try.
+
+The tree (``transient`` ones marked *)::
+
+    SeedanceError
+    ├── InvalidRequest (also ValueError)    bad input, found before any paid call
+    ├── ApiError                            an error answer of the service
+    │   ├── AuthenticationError             401/403, or no API key
+    │   ├── NotFoundError                   404
+    │   ├── RateLimitedError *              429 (``retry_after``)
+    │   └── ServerError *                   5xx
+    ├── SeedanceConnectionError *           no answer (connect, read, reset)
+    ├── GenerationFailed                    the generation ended as failed
+    │   └── GenerationCancelled             ... or was cancelled
+    ├── GenerationTimeout (also TimeoutError)  not done by the deadline (remote job cancelled)
+    ├── DownloadError *                     the result could not be fetched whole
+    ├── VerificationFailed                  the video does not match the request
+    ├── HostingError                        a reference could not be hosted
+    ├── DeliveryError *                     a delivery could not be completed or verified
+    ├── BudgetExceeded                      a batch's estimated cost is over its budget
+    └── BatchFailed                         some rows of a batch were not delivered
 
 The API key never appears in any message or repr: messages are built from the service's answer
 and the request's public fields only.
@@ -20,11 +40,15 @@ import httpx
 __all__ = [
     "ApiError",
     "AuthenticationError",
+    "BatchFailed",
+    "BudgetExceeded",
+    "DeliveryError",
     "DownloadError",
     "FieldProblem",
     "GenerationCancelled",
     "GenerationFailed",
     "GenerationTimeout",
+    "HostingError",
     "InvalidRequest",
     "NotFoundError",
     "RateLimitedError",
@@ -327,6 +351,51 @@ class VerificationFailed(SeedanceError):
         if kept_at:
             text += f" (file kept aside at {kept_at})"
         super().__init__(text)
+
+
+class HostingError(SeedanceError):
+    """A reference could not be hosted (upload refused, bucket unreachable, misconfiguration)."""
+
+
+class DeliveryError(SeedanceError):
+    """A delivery could not be completed or verified (nothing wrong is left behind).
+
+    Example:
+        >>> str(DeliveryError("size mismatch"))
+        'size mismatch'
+    """
+
+    transient = True
+
+
+class BudgetExceeded(SeedanceError):
+    """The estimated cost of a batch is over its budget; nothing was enqueued.
+
+    Attributes:
+        cost_usd: The estimated cost.
+        budget_usd: The budget.
+    """
+
+    def __init__(self, cost_usd: float, budget_usd: float) -> None:
+        self.cost_usd = cost_usd
+        self.budget_usd = budget_usd
+        super().__init__(
+            f"Estimated cost ${cost_usd:.2f} is over the budget of ${budget_usd:.2f}: nothing was enqueued"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.cost_usd, self.budget_usd))
+
+
+class BatchFailed(SeedanceError):
+    """Some rows of a batch were not delivered; ``summary`` has every row and the totals."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        self.summary = summary
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.summary))
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -31,13 +31,13 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
 
 from .credentials import OxenCredentials, resolve_credentials
-from .delivery import DeliveredVideo, default_name, safe_name
+from .delivery.folder import DeliveredVideo, default_name, safe_name
+from .delivery.targets import resolve_target
 from .errors import SeedanceError
-from .journal import Journal
+from .generation.journal import Journal
 from .models import SeedanceRequest
 from .pipeline import finish_generation
 from .pricing import estimate_cost
-from .storage import resolve_target
 from .tasks import (
     DownloadedVideo,
     download_video,

@@ -36,10 +36,10 @@ from prefect import task
 from prefect.assets import materialize
 
 from .credentials import OxenCredentials
-from .delivery import DeliveredVideo
+from .delivery.folder import DeliveredVideo
+from .delivery.targets import DeliveryTarget
 from .errors import SeedanceError
 from .models import Generation, SeedanceRequest
-from .storage import DeliveryTarget
 from .tasks import (
     DELIVER_VIDEO_OPTIONS,
     RETRYING,
@@ -208,7 +208,7 @@ def generate_row(
         timeout: Deadline for each generation; past it the generation is cancelled.
         poll_interval: Seconds between fallback polls.
         slot: The concurrency permits of the row (see above), e.g. a batch's
-            :class:`~seedance_prefect.batch_runner.Permits`.
+            :class:`~seedance_prefect.batch.runner.Permits`.
 
     Returns:
         The generation ids, the succeeded rows and the failures.

@@ -8,7 +8,7 @@ jittered exponential delays; permanent errors (invalid input, 401, 404, a failed
 video that does not verify) fail at once with the service's message. ``Retry-After`` is honoured
 inside the client, which is the only place that sees it. Every task uses ``NO_CACHE``: a poll must
 never be answered from a cache, and the enqueue's idempotency comes from the durable journal
-(see :mod:`seedance_prefect.journal` for why).
+(see :mod:`seedance_prefect.generation.journal` for why).
 
 Customise any task the Prefect way, e.g. ``enqueue_generation.with_options(retries=5)``.
 """
@@ -29,8 +29,11 @@ from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
 from . import limits
+from .client.completion import CompletionHub, wait_for_completion
 from .credentials import OxenCredentials
-from .delivery import DeliveredVideo, sha256_file
+from .delivery.folder import DeliveredVideo, sha256_file
+from .delivery.targets import DeliveryTarget, resolve_target
+from .delivery.verify import verify_video_file
 from .errors import (
     ApiError,
     GenerationTimeout,
@@ -39,16 +42,13 @@ from .errors import (
     VerificationFailed,
     is_transient,
 )
-from .journal import Journal, JournalEntry, row_matches
-from .media.hosting import hosting_from_spec
-from .media.preprocess import default_cache_dir
-from .media.preprocess import prepare as prepare_media
+from .generation.journal import Journal, JournalEntry, row_matches
 from .models import Generation, SeedanceRequest
-from .preflight import validate_request as _preflight_validate
+from .preflight.check import validate_request as _preflight_validate
 from .progress import ProgressReporter
-from .storage import DeliveryTarget, resolve_target
-from .verify import verify_video_file
-from .waiting import CompletionHub, wait_for_completion
+from .references.hosting import hosting_from_spec
+from .references.prepare import default_cache_dir
+from .references.prepare import prepare as prepare_media
 
 __all__ = [
     "DownloadedVideo",
@@ -480,8 +480,8 @@ def deliver_video(
 
     Same bytes already there: nothing is written again. Different bytes under the same name: the
     new file gets the generation id in its name (never a silent overwrite). ``deliver_to`` is a
-    :class:`~seedance_prefect.storage.DeliveryTarget` or anything
-    :func:`~seedance_prefect.storage.resolve_target` reads (an fsspec URL, a saved block as
+    :class:`~seedance_prefect.delivery.targets.DeliveryTarget` or anything
+    :func:`~seedance_prefect.delivery.targets.resolve_target` reads (an fsspec URL, a saved block as
     ``"s3-bucket/NAME"``); stored objects are verified by size and sha256.
     """
     target = deliver_to if isinstance(deliver_to, DeliveryTarget) else resolve_target(deliver_to, output)

@@ -1,29 +1,37 @@
-"""Local media helpers, usable without Prefect: probing, sample generation, reference preprocessing.
+"""Codecs only, usable without Prefect and without the network: probe, normalise, make samples.
 
-- :mod:`.probe`: what a file is, by content (Pillow, PyAV).
-- :mod:`.plan`: which fixes a request's references need (no encoding; ``seedance plan``).
-- :mod:`.preprocess`: fix and host every reference (:func:`prepare`), with a content-hash cache.
-- :mod:`.normalize_image`, :mod:`.normalize_video`, :mod:`.normalize_audio`: the rewrites.
-- :mod:`.hosting`: strategies that make local files reachable (data: URI, Oxen repository, S3).
+- :mod:`.probe`: what a file is, by content (Pillow, PyAV); the full decode check.
+- :mod:`.normalize_image`, :mod:`.normalize_video`, :mod:`.normalize_audio`: the rewrites, each to a
+  target of :mod:`.targets`.
 - :mod:`.samples`: deterministic sample media (demo, tests, benchmarks).
 
-No network (except the hosting strategies) and no Prefect here. Everything but :mod:`.probe` is
-imported on first use, so ``import seedance_prefect.media`` stays light.
+Planning, fixing and hosting references moved up a layer, to :mod:`seedance_prefect.references`;
+their old names here still work for one release (with a :class:`DeprecationWarning`).
 
 Example:
-    >>> from seedance_prefect.media import probe_bytes, FixOptions
-    >>> probe_bytes(b"hello").kind, FixOptions().video_preset
-    ('unknown', 'veryfast')
+    >>> from seedance_prefect.media import probe_bytes
+    >>> probe_bytes(b"hello").kind
+    'unknown'
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
-from .probe import MediaInfo, decode_check, decode_data_uri, probe_bytes, probe_path, sniff_container
+from .probe import (
+    MediaInfo,
+    decode_check,
+    decode_data_uri,
+    heif_available,
+    probe_bytes,
+    probe_path,
+    sniff_container,
+)
 
-_LAZY = {
+# Names that moved to seedance_prefect.references: name -> its module there.
+_MOVED = {
     "AppliedFix": "fixes",
     "FixOptions": "fixes",
     "PlannedFix": "fixes",
@@ -32,8 +40,8 @@ _LAZY = {
     "Plan": "plan",
     "plan_fixes": "plan",
     "plan_references": "plan",
-    "PreparedReferences": "preprocess",
-    "prepare": "preprocess",
+    "PreparedReferences": "prepare",
+    "prepare": "prepare",
     "DataUriHosting": "hosting",
     "Hosting": "hosting",
     "OxenRepositoryHosting": "hosting",
@@ -45,15 +53,17 @@ __all__ = [
     "MediaInfo",
     "decode_check",
     "decode_data_uri",
+    "heif_available",
     "probe_bytes",
     "probe_path",
     "sniff_container",
-    *sorted(_LAZY),
 ]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = _MOVED.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+    new = f"seedance_prefect.references.{module}"
+    warnings.warn(f"seedance_prefect.media.{name} moved to {new}.{name}", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(new), name)

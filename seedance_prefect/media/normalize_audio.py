@@ -27,7 +27,7 @@ from typing import Any
 import av
 
 from ..errors import SeedanceError
-from .plan import AudioTarget
+from .targets import AudioTarget
 
 __all__ = ["normalize_audio"]
 

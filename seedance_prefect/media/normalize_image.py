@@ -28,7 +28,8 @@ from pathlib import Path
 from PIL import Image, ImageOps, ImageStat
 
 from ..errors import SeedanceError
-from .plan import ImageTarget, heif_available
+from .probe import heif_available
+from .targets import ImageTarget
 
 __all__ = ["encode_image", "normalize_image"]
 

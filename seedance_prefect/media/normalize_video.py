@@ -34,7 +34,7 @@ import av
 from av.video.frame import PictureType
 
 from ..errors import SeedanceError
-from .plan import VideoTarget
+from .targets import VideoTarget
 
 __all__ = ["normalize_video"]
 

@@ -32,7 +32,15 @@ from typing import IO, Any, Literal
 import av
 from PIL import Image
 
-__all__ = ["MediaInfo", "decode_check", "decode_data_uri", "probe_bytes", "probe_path", "sniff_container"]
+__all__ = [
+    "MediaInfo",
+    "decode_check",
+    "decode_data_uri",
+    "heif_available",
+    "probe_bytes",
+    "probe_path",
+    "sniff_container",
+]
 
 MediaKind = Literal["image", "video", "audio", "unknown"]
 
@@ -573,3 +581,17 @@ def decode_check(path: str | os.PathLike[str]) -> str | None:
     except Exception as exc:
         return f"decode failed: {type(exc).__name__}: {_short(exc)}"
     return None
+
+
+def heif_available() -> bool:
+    """True when ``pillow-heif`` is installed, so HEIC/HEIF images can be opened and converted.
+
+    Example:
+        >>> isinstance(heif_available(), bool)
+        True
+    """
+    try:
+        import pillow_heif  # noqa: F401
+    except Exception:
+        return False
+    return True

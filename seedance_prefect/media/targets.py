@@ -1,22 +1,17 @@
-"""What preprocessing makes of a reference: targets and plans (plain data, no I/O).
+"""What a normalizer makes of a file: image, video and audio targets (plain data, no I/O).
 
 Example:
-    >>> Plan().fixes, ImageTarget(False, None, None, 640, 480, "PNG", 30_000_000, 95).extension
-    ([], 'png')
+    >>> ImageTarget(False, None, None, 640, 480, "PNG", 30_000_000, 95).extension
+    'png'
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from ..errors import FieldProblem, InvalidRequest
-from .fixes import PlannedFix
-from .probe import MediaInfo
-from .refs import SourceRef
-
-__all__ = ["AudioTarget", "ImageTarget", "Plan", "ReferencePlan", "Target", "VideoTarget"]
+__all__ = ["AudioTarget", "ImageTarget", "Target", "VideoTarget"]
 
 
 @dataclass(frozen=True)
@@ -125,50 +120,3 @@ class AudioTarget:
 
 
 Target = ImageTarget | VideoTarget | AudioTarget
-
-
-@dataclass
-class ReferencePlan:
-    """The plan for one reference.
-
-    Attributes:
-        ref: The reference.
-        action: ``"pass"`` (sent byte-identical, hosted if local), ``"rehost"`` (same bytes, new
-            URI: a data: URI whose declared type is wrong) or ``"encode"`` (rewritten to ``target``).
-        target: The output to make, for ``"encode"``.
-        fixes: What changes and why.
-        expected: The output as planned (for ``"encode"``).
-    """
-
-    ref: SourceRef
-    action: Literal["pass", "rehost", "encode"] = "pass"
-    target: Target | None = None
-    fixes: list[PlannedFix] = field(default_factory=list)
-    expected: MediaInfo | None = None
-
-
-@dataclass
-class Plan:
-    """The plan for every reference of a request.
-
-    Attributes:
-        references: One :class:`ReferencePlan` per reference, in request order.
-        errors: Problems no preprocessing can fix (field and file named).
-        handled: Fields whose fixable problems the plan takes care of (``"input_videos[0]"``, or
-            ``"input_videos"`` for combined limits).
-    """
-
-    references: list[ReferencePlan] = field(default_factory=list)
-    errors: list[FieldProblem] = field(default_factory=list)
-    handled: set[str] = field(default_factory=set)
-
-    @property
-    def fixes(self) -> list[PlannedFix]:
-        """Every planned fix, in request order."""
-        return [f for r in self.references for f in r.fixes]
-
-    def raise_for_errors(self) -> Plan:
-        """Raise :class:`~seedance_prefect.errors.InvalidRequest` with the errors; return self if none."""
-        if self.errors:
-            raise InvalidRequest(self.errors)
-        return self

@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 
+from seedance_prefect.batch.budget import BudgetExceeded
 from seedance_prefect.batch_flows import BatchFailed, batch_reference_to_video
-from seedance_prefect.budget import BudgetExceeded
 from seedance_prefect.cli import main
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
-
-from ..flows.flowkit import API_KEY, stats
+from tests.flows.flowkit import API_KEY, stats
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 LIMIT = 3

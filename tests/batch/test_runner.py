@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from seedance_prefect.batch_runner import Permits, run_rows
+from seedance_prefect.batch.runner import Permits, run_rows
 
 
 def _run(rows: list[int], generate, slots: int = 3) -> list[dict]:

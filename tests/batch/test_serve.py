@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from ..flows.flowkit import stop_process, wait_until
-from .test_batch_flow import _row
-from .test_workers import REPO
+from tests.batch.test_batch_flow import _row
+from tests.batch.test_workers import REPO
+from tests.flows.flowkit import stop_process, wait_until
 
 
 def test_batch_flow_served_with_a_cron_schedule(prefect_server, emulator, tmp_path):

@@ -8,11 +8,10 @@ import time
 from prefect.logging import disable_run_logger
 
 from seedance_prefect.credentials import resolve_credentials
-from seedance_prefect.journal import Journal
+from seedance_prefect.generation.journal import Journal
 from seedance_prefect.models import SeedanceRequest
 from seedance_prefect.tasks import enqueue_generation
-
-from ..flows.flowkit import stats
+from tests.flows.flowkit import stats
 
 
 def test_attempt_is_on_disk_before_the_slot_and_posted_after_it(emulator, tmp_path):

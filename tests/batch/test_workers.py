@@ -17,8 +17,7 @@ import httpx
 import pytest
 
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
-
-from ..flows.flowkit import API_KEY, stats, stop_process, wait_until
+from tests.flows.flowkit import API_KEY, stats, stop_process, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 2

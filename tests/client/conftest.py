@@ -14,9 +14,8 @@ import respx
 import uvicorn
 
 from seedance_prefect.client import AsyncSeedanceClient, SeedanceClient
-
-from .client_fake_oxen import FakeOxen, wait_for
-from .client_testkit import BASE, KEY
+from tests.client.client_fake_oxen import FakeOxen, wait_for
+from tests.client.client_testkit import BASE, KEY
 
 
 @pytest.fixture(autouse=True)

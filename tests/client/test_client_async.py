@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from seedance_prefect.client import AsyncSeedanceClient
+from seedance_prefect.client.events import COMPLETION_EVENT
 from seedance_prefect.errors import (
     DownloadError,
     GenerationFailed,
@@ -20,9 +21,18 @@ from seedance_prefect.errors import (
     SeedanceConnectionError,
     ServerError,
 )
-from seedance_prefect.events import COMPLETION_EVENT
-
-from .client_testkit import BASE, GID, KEY, MODEL, VIDEO, VIDEO_B64, not_found, part_files, row, url
+from tests.client.client_testkit import (
+    BASE,
+    GID,
+    KEY,
+    MODEL,
+    VIDEO,
+    VIDEO_B64,
+    not_found,
+    part_files,
+    row,
+    url,
+)
 
 RESULT = "https://cdn.test/v.mp4?sig=1"
 

@@ -11,10 +11,9 @@ import respx
 from httpx_sse import ServerSentEvent
 
 from seedance_prefect.client import SeedanceClient
+from seedance_prefect.client.events import COMPLETION_EVENT, iter_completion_events, parse_event
 from seedance_prefect.errors import ApiError, AuthenticationError, SeedanceConnectionError
-from seedance_prefect.events import COMPLETION_EVENT, iter_completion_events, parse_event
-
-from .client_testkit import url
+from tests.client.client_testkit import url
 
 SUCCESS = '{"generation_id":"g1","status":"succeeded","media_type":"video","model":"m","url":"https://cdn.test/1.mp4"}'
 FAILURE = '{"generation_id":"g2","status":"failed","media_type":"video","error":"Insufficient credits"}'
@@ -49,7 +48,7 @@ def test_parse_event_variants(caplog: pytest.LogCaptureFixture) -> None:
     failed = parse_event(ServerSentEvent(COMPLETION_EVENT, FAILURE))
     assert failed is not None and failed.error == "Insufficient credits"
     assert failed.to_generation().error_message == "Insufficient credits"
-    with caplog.at_level(logging.WARNING, logger="seedance_prefect.events"):
+    with caplog.at_level(logging.WARNING, logger="seedance_prefect.client.events"):
         assert parse_event(ServerSentEvent(COMPLETION_EVENT, "{oops")) is None
         assert parse_event(ServerSentEvent(COMPLETION_EVENT, '"text"')) is None
         assert parse_event(ServerSentEvent(COMPLETION_EVENT, '{"status": "failed"}')) is None

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from seedance_prefect.client import AsyncSeedanceClient, SeedanceClient, sha256_file
+from seedance_prefect.client.events import COMPLETION_EVENT
 from seedance_prefect.errors import AuthenticationError, DownloadError
-from seedance_prefect.events import COMPLETION_EVENT
-
-from .client_fake_oxen import FakeOxen, wait_for
-from .client_testkit import KEY, VIDEO, part_files
+from tests.client.client_fake_oxen import FakeOxen, wait_for
+from tests.client.client_testkit import KEY, VIDEO, part_files
 
 
 def assert_key_only_at_api(oxen: FakeOxen) -> None:

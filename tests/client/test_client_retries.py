@@ -9,8 +9,8 @@ import httpx
 import pytest
 import respx
 
-from seedance_prefect._http import MAX_BACKOFF, RetryPolicy, parse_retry_after
 from seedance_prefect.client import SeedanceClient
+from seedance_prefect.client._http import MAX_BACKOFF, RetryPolicy, parse_retry_after
 from seedance_prefect.errors import (
     NotFoundError,
     RateLimitedError,
@@ -18,8 +18,7 @@ from seedance_prefect.errors import (
     ServerError,
     is_transient,
 )
-
-from .client_testkit import BASE, KEY, row, url
+from tests.client.client_testkit import BASE, KEY, row, url
 
 
 def unavailable() -> httpx.Response:

@@ -9,11 +9,10 @@ import httpx
 import pytest
 import respx
 
-from seedance_prefect._http import OriginAuth
 from seedance_prefect.client import SeedanceClient
+from seedance_prefect.client._http import OriginAuth
 from seedance_prefect.errors import SeedanceError
-
-from .client_testkit import BASE, GID, KEY, VIDEO, exception_text, row, url
+from tests.client.client_testkit import BASE, GID, KEY, VIDEO, exception_text, row, url
 
 
 def test_authorization_only_to_api_origin(

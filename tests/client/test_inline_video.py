@@ -8,8 +8,8 @@ import os
 
 import pytest
 
+from seedance_prefect.client.inline_video import InlineVideoFile
 from seedance_prefect.errors import DownloadError
-from seedance_prefect.inline_video import InlineVideoFile
 
 VIDEO = os.urandom(50_000)
 

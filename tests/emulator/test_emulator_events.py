@@ -11,8 +11,13 @@ from typing import Any
 import httpx
 
 from seedance_prefect.emulator import RunningEmulator
-
-from .emulator_testlib import API_KEY, assert_structured_error, make_client, request_body, wait_until
+from tests.emulator.emulator_testlib import (
+    API_KEY,
+    assert_structured_error,
+    make_client,
+    request_body,
+    wait_until,
+)
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from seedance_prefect.emulator import RunningEmulator
-
-from .emulator_testlib import (
+from tests.emulator.emulator_testlib import (
     API_KEY,
     MODEL,
     assert_structured_error,

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from seedance_prefect.emulator import RunningEmulator
-
-from .emulator_testlib import (
+from tests.emulator.emulator_testlib import (
     MODEL,
     assert_row,
     assert_structured_error,

@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import pytest
 
-from .flowkit import API_KEY, stats
+from tests.flows.flowkit import API_KEY, stats
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ class TestGenerate:
         assert stats(emulator)["enqueue_calls"] == 1
 
     def test_failed_generation_exits_1(self, emulator, prefect_server, tmp_path):
-        from .flowkit import set_faults
+        from tests.flows.flowkit import set_faults
 
         set_faults(emulator, "fail=1")
         (tmp_path / "request.json").write_text(

@@ -21,8 +21,7 @@ import pytest
 
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
 from seedance_prefect.flows import reference_to_video
-
-from .flowkit import API_KEY, stats, stop_process, wait_until
+from tests.flows.flowkit import API_KEY, stats, stop_process, wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 REPO = Path(__file__).resolve().parents[2]

@@ -12,8 +12,7 @@ from seedance_prefect.flows import reference_to_video
 from seedance_prefect.media.samples import make_video
 from seedance_prefect.models import SeedanceRequest
 from seedance_prefect.tasks import DownloadedVideo, verify_video
-
-from .flowkit import API_KEY, stats
+from tests.flows.flowkit import API_KEY, stats
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 STEPS = {

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from seedance_prefect.media.samples import make_audio, make_image, make_video
-
-from ..mediakit import LazyMedia, write
+from tests.mediakit import LazyMedia, write
 
 MODEL = "bytedance-seedance-2-0-reference-to-video"
 

@@ -63,7 +63,7 @@ def test_in_out_points_are_checked_with_the_plan(refs):
 
 def test_heic_without_the_extra_names_it(refs, monkeypatch):
     path = refs.s("heic")
-    monkeypatch.setattr("seedance_prefect.media.plan.heif_available", lambda: False)
+    monkeypatch.setattr("seedance_prefect.references.plan.heif_available", lambda: False)
     report = check_request(body(input_images=[path]))
     [problem] = report.errors
     assert problem.field == "input_images[0]" and "'heic' extra" in problem.message and problem.found == path

@@ -6,7 +6,7 @@ import pytest
 
 from seedance_prefect import limits
 from seedance_prefect.preflight import check_request
-from seedance_prefect.preflight_rules import prompt_rules, tag_rules
+from seedance_prefect.rules import prompt_rules, tag_rules
 
 IMG = "https://example.com/{}.png"
 

@@ -6,7 +6,7 @@ import pytest
 
 from seedance_prefect import limits
 from seedance_prefect.media.probe import MediaInfo
-from seedance_prefect.preflight_rules import (
+from seedance_prefect.rules import (
     DURATION_TOLERANCE_S,
     audio_rules,
     audio_total_rules,

@@ -17,9 +17,8 @@ import pytest
 from PIL import Image
 
 from seedance_prefect.media.samples import make_audio, make_image, make_video
-
-from ..flows.flowkit import API_KEY  # the key the session-end secret scan looks for
-from ..mediakit import LazyMedia, write
+from tests.flows.flowkit import API_KEY  # the key the session-end secret scan looks for
+from tests.mediakit import LazyMedia, write
 
 
 def _noise(path: Path, width: int, height: int) -> Path:

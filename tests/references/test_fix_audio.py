@@ -6,11 +6,10 @@ import array
 import wave
 
 from seedance_prefect import limits
-from seedance_prefect.media.preprocess import prepare
 from seedance_prefect.media.probe import probe_path
-
-from .conftest import request_for
-from .refkit import fixes, output
+from seedance_prefect.references.prepare import prepare
+from tests.references.conftest import request_for
+from tests.references.refkit import fixes, output
 
 
 def _prepare(cache, media, *uris):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from PIL import Image, ImageOps
 
-from seedance_prefect.media.fixes import FixOptions
-from seedance_prefect.media.preprocess import prepare
 from seedance_prefect.media.probe import probe_path
-
-from .conftest import request_for
-from .refkit import bright_corner, fixes, output
+from seedance_prefect.references.fixes import FixOptions
+from seedance_prefect.references.prepare import prepare
+from tests.references.conftest import request_for
+from tests.references.refkit import bright_corner, fixes, output
 
 
 def _prepare(shared_cache, *names, media, **kw):

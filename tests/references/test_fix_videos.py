@@ -7,11 +7,10 @@ import itertools
 import pytest
 
 from seedance_prefect import limits
-from seedance_prefect.media.preprocess import prepare
 from seedance_prefect.media.probe import decode_check, probe_path
-
-from .conftest import request_for
-from .refkit import bright_corner, first_frame, fixes, frame_times, output, top_level_boxes
+from seedance_prefect.references.prepare import prepare
+from tests.references.conftest import request_for
+from tests.references.refkit import bright_corner, first_frame, fixes, frame_times, output, top_level_boxes
 
 
 def _prepare(cache, *uris, **kw):

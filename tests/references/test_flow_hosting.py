@@ -14,8 +14,7 @@ from seedance_prefect import limits
 from seedance_prefect.errors import InvalidRequest
 from seedance_prefect.flows import reference_to_video
 from seedance_prefect.media.probe import probe_bytes
-
-from .conftest import emulator_stats, request_for
+from tests.references.conftest import emulator_stats, request_for
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

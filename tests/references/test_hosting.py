@@ -10,17 +10,16 @@ import httpx
 import pytest
 
 from seedance_prefect.credentials import OxenCredentials
-from seedance_prefect.media.hosting import (
+from seedance_prefect.media.probe import probe_bytes
+from seedance_prefect.references.hosting import (
     DataUriHosting,
     HostingError,
     OxenRepositoryHosting,
     S3PresignedHosting,
     hosting_from_spec,
 )
-from seedance_prefect.media.preprocess import prepare
-from seedance_prefect.media.probe import probe_bytes
-
-from .conftest import API_KEY, emulator_stats, request_for
+from seedance_prefect.references.prepare import prepare
+from tests.references.conftest import API_KEY, emulator_stats, request_for
 
 
 def _sha(path) -> str:

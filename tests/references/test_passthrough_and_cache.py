@@ -8,11 +8,10 @@ import pytest
 
 from seedance_prefect.errors import InvalidRequest
 from seedance_prefect.media import preprocess
-from seedance_prefect.media.fixes import FixOptions
-from seedance_prefect.media.preprocess import prepare
 from seedance_prefect.media.probe import decode_data_uri
-
-from .conftest import request_for
+from seedance_prefect.references.fixes import FixOptions
+from seedance_prefect.references.prepare import prepare
+from tests.references.conftest import request_for
 
 
 def _forbid_encoding(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,8 +10,7 @@ import pytest
 
 from seedance_prefect.cli import main
 from seedance_prefect.media import preprocess
-
-from .conftest import request_for
+from tests.references.conftest import request_for
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ import pytest
 
 from seedance_prefect import limits
 from seedance_prefect.errors import InvalidRequest
-from seedance_prefect.media.fixes import FixOptions, Trim, split_trim
-from seedance_prefect.media.plan import SourceRef, plan_fixes, plan_references, video_dimensions
 from seedance_prefect.media.probe import MediaInfo
+from seedance_prefect.references.fixes import FixOptions, Trim, split_trim
+from seedance_prefect.references.plan import plan_fixes, plan_references, video_dimensions
+from seedance_prefect.references.source import ReferenceInfo
 
 COMPRESS_AFTER = "PNG, quality stepped down as needed"
 
@@ -37,9 +38,11 @@ def image(width: int, height: int, **kw: object) -> MediaInfo:
     return MediaInfo(**fields)  # type: ignore[arg-type]
 
 
-def ref(field: str, info: MediaInfo, trim: Trim | None = None) -> SourceRef:
+def ref(field: str, info: MediaInfo, trim: Trim | None = None) -> ReferenceInfo:
     path = Path(f"/refs/{field.replace('[', '').replace(']', '')}")
-    return SourceRef(field, str(path), "path", path=path, media=info, trim=trim, size_bytes=info.size_bytes)
+    return ReferenceInfo(
+        field, str(path), "path", path=path, media=info, trim=trim, size_bytes=info.size_bytes
+    )
 
 
 def spans(plan) -> list[tuple[float, float] | None]:
@@ -251,7 +254,7 @@ def test_odd_sides_are_only_fixed_when_re_encoding_anyway():
     ],
 )  # fmt: skip
 def test_image_fixes(info, expected, monkeypatch):
-    monkeypatch.setattr("seedance_prefect.media.plan.heif_available", lambda: True)
+    monkeypatch.setattr("seedance_prefect.references.plan.heif_available", lambda: True)
     plan = plan_references([ref("input_images[0]", info)])
     assert [(f.what, f.before, f.after) for f in plan.fixes] == expected
 
@@ -262,7 +265,7 @@ def test_crop_instead_of_pad():
 
 
 def test_heic_without_the_extra_names_it(monkeypatch):
-    monkeypatch.setattr("seedance_prefect.media.plan.heif_available", lambda: False)
+    monkeypatch.setattr("seedance_prefect.references.plan.heif_available", lambda: False)
     plan = plan_references([ref("input_images[0]", image(640, 480, container="heic"))])
     [error] = plan.errors
     assert (
@@ -285,9 +288,9 @@ def test_mp3_stays_mp3_at_an_mp3_rate():
 
 
 def test_remote_references_pass_and_in_out_points_on_urls_are_refused():
-    url = SourceRef("input_videos[0]", "https://example.com/v.mp4", "url")
+    url = ReferenceInfo("input_videos[0]", "https://example.com/v.mp4", "url")
     assert plan_references([url]).references[0].action == "pass"
-    bad = SourceRef("input_videos[0]", "https://example.com/v.mp4#t=1,4", "url")
+    bad = ReferenceInfo("input_videos[0]", "https://example.com/v.mp4#t=1,4", "url")
     assert [e.message for e in plan_references([bad]).errors] == [
         "In/out points (#t=) apply to local files and data: URIs only"
     ]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from seedance_prefect.errors import InvalidRequest
-from seedance_prefect.media.preprocess import prepare
-
-from .conftest import request_for
+from seedance_prefect.references.prepare import prepare
+from tests.references.conftest import request_for
 
 
 def _problems(body, tmp_path):
@@ -45,7 +44,7 @@ def test_a_missing_file(tmp_path):
 
 def test_heic_without_the_extra(media, tmp_path, monkeypatch):
     path = media.s("heic")
-    monkeypatch.setattr("seedance_prefect.media.plan.heif_available", lambda: False)
+    monkeypatch.setattr("seedance_prefect.references.plan.heif_available", lambda: False)
     [problem] = _problems(request_for(input_images=[path]), tmp_path)
     assert problem.field == "input_images[0]" and problem.found == path
     assert "pip install 'seedance-prefect[heic]'" in problem.fix

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from seedance_prefect.errors import InvalidRequest
-from seedance_prefect.storage import (
+from seedance_prefect.delivery.targets import (
     DeliveryError,
     FsspecTarget,
     LocalFolderTarget,
     S3BucketTarget,
     resolve_target,
 )
-
-from .conftest import BUCKET
+from seedance_prefect.errors import InvalidRequest
+from tests.storage.conftest import BUCKET
 
 
 def _video(tmp_path: Path, data: bytes, name: str = "g1.mp4") -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 from seedance_prefect.delivery import deliver_to_folder, safe_name, sha256_file
 from seedance_prefect.errors import InvalidRequest
-from seedance_prefect.journal import Journal, JournalEntry, row_matches
+from seedance_prefect.generation.journal import Journal, JournalEntry, row_matches
 from seedance_prefect.limits import MODEL_ID
 from seedance_prefect.models import Generation
 

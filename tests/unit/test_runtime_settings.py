@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect.settings import get_current_settings
 
-from seedance_prefect.runtime import local_flow_settings
+from seedance_prefect.cli.commands import local_flow_settings
 
 
 def test_heartbeats_are_off_inside_and_back_after(monkeypatch):

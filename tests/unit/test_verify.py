@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from seedance_prefect.delivery.verify import expected_dimensions, verify_video_file
 from seedance_prefect.errors import VerificationFailed
 from seedance_prefect.media.samples import make_video
 from seedance_prefect.models import SeedanceRequest
-from seedance_prefect.verify import expected_dimensions, verify_video_file
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import VerificationFailed
-from .media.probe import MediaInfo, decode_check, probe_path
-from .models import SeedanceRequest
+from ..errors import VerificationFailed
+from ..media.probe import MediaInfo, decode_check, probe_path
+from ..models import SeedanceRequest
 
 __all__ = ["DURATION_TOLERANCE_SECONDS", "check_video", "expected_dimensions", "verify_video_file"]
 

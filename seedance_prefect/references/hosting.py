@@ -36,9 +36,9 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..errors import SeedanceError
+from ..errors import HostingError
 from ..limits import DEFAULT_BASE_URL
-from .probe import MediaInfo, probe_path
+from ..media.probe import MediaInfo, probe_path
 
 if TYPE_CHECKING:  # httpx is imported when an upload happens: `seedance plan` stays light
     import httpx
@@ -82,8 +82,6 @@ REPOSITORY_ENV = "SEEDANCE_REPOSITORY"
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
-class HostingError(SeedanceError):
-    """A reference could not be hosted (upload refused, bucket unreachable, misconfiguration)."""
 
 
 def mime_type(info: MediaInfo) -> str:
@@ -229,7 +227,7 @@ class OxenRepositoryHosting:
         timeout: float = 300.0,
         retries: int = 3,
     ) -> None:
-        from .._http import OriginAuth, resolve_api_key, resolve_base_url
+        from ..client._http import OriginAuth, resolve_api_key, resolve_base_url
 
         self.namespace, self.repo = _split_repository(repository)
         self.base_url = resolve_base_url(base_url)
@@ -466,7 +464,7 @@ def hosting_from_spec(
         >>> hosting_from_spec("ftp")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        seedance_prefect.media.hosting.HostingError: Unknown hosting 'ftp': use "data", "oxen" or ...
+        seedance_prefect.references.hosting.HostingError: Unknown hosting 'ftp': use "data", "oxen" or ...
     """
     if spec is not None and not isinstance(spec, str):
         return spec

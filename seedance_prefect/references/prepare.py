@@ -38,13 +38,15 @@ from typing import Any
 
 from .._files import file_sha256, state_dir
 from ..errors import FieldProblem, InvalidRequest, SeedanceError
+from ..media.probe import MediaInfo, decode_data_uri, probe_path
+from ..media.targets import AudioTarget, ImageTarget, VideoTarget
 from ..models import SeedanceRequest
-from ..preflight_rules import audio_rules, fmt_bytes, fmt_pixels, image_rules, video_rules, video_total_rules
+from ..rules import audio_rules, fmt_bytes, fmt_pixels, image_rules, video_rules, video_total_rules
 from .fixes import AppliedFix, FixOptions, PlannedFix
 from .hosting import DataUriHosting, Hosting, mime_type
-from .plan import FIELDS, AudioTarget, ImageTarget, ReferencePlan, SourceRef, VideoTarget, plan_references
+from .plan import ReferencePlan, plan_references
 from .plan import resolve_reference as _resolve
-from .probe import MediaInfo, decode_data_uri, probe_path
+from .source import FIELDS, ReferenceInfo
 
 __all__ = ["CACHE_VERSION", "PreparedReference", "PreparedReferences", "default_cache_dir", "prepare"]
 
@@ -239,9 +241,9 @@ _NORMALIZERS: dict[type, Callable[[Path, Path, Any], Path]] = {}
 
 def _normalizer(target: Any) -> Callable[[Path, Path, Any], Path]:
     if not _NORMALIZERS:
-        from .normalize_audio import normalize_audio
-        from .normalize_image import normalize_image
-        from .normalize_video import normalize_video
+        from ..media.normalize_audio import normalize_audio
+        from ..media.normalize_image import normalize_image
+        from ..media.normalize_video import normalize_video
 
         _NORMALIZERS.update(
             {ImageTarget: normalize_image, VideoTarget: normalize_video, AudioTarget: normalize_audio}
@@ -253,7 +255,7 @@ class _Preparer:
     def __init__(self, cache: _Cache, hosting: Hosting, options: FixOptions) -> None:
         self.cache, self.hosting, self.options = cache, hosting, options
 
-    def source_file(self, ref: SourceRef) -> tuple[Path, str]:
+    def source_file(self, ref: ReferenceInfo) -> tuple[Path, str]:
         """The local file holding a reference's bytes (data: URIs are written to the cache)."""
         if ref.kind == "path":
             assert ref.path is not None

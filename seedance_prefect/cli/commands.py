@@ -58,7 +58,7 @@ def local_flow_settings() -> Iterator[None]:
     Example:
         ```python
         from seedance_prefect.flows import reference_to_video
-        from seedance_prefect.runtime import local_flow_settings
+        from seedance_prefect.cli.commands import local_flow_settings
 
         with local_flow_settings():
             for request in requests:
@@ -124,15 +124,15 @@ def run_generate(
     """
     apply_prefect_defaults()
     _sigterm_as_interrupt()
-    from .credentials import resolve_credentials
-    from .errors import AuthenticationError, InvalidRequest, SeedanceError
+    from ..credentials import resolve_credentials
+    from ..errors import AuthenticationError, InvalidRequest, SeedanceError
 
     try:  # a missing key is bad input: say so before starting Prefect
         resolve_credentials(credentials)
     except AuthenticationError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from .flows import reference_to_video
+    from ..flows import reference_to_video
 
     try:
         with local_flow_settings():
@@ -185,11 +185,11 @@ def run_batch(
     """
     apply_prefect_defaults()
     _sigterm_as_interrupt()
-    from .batch import already_delivered, plan_batch, read_manifest
-    from .budget import BudgetExceeded, check_budget
-    from .credentials import resolve_credentials
-    from .errors import AuthenticationError, InvalidRequest, SeedanceError
-    from .journal import Journal
+    from ..batch.budget import BudgetExceeded, check_budget
+    from ..batch.manifest import already_delivered, plan_batch, read_manifest
+    from ..credentials import resolve_credentials
+    from ..errors import AuthenticationError, InvalidRequest, SeedanceError
+    from ..generation.journal import Journal
 
     try:
         resolve_credentials(credentials)
@@ -214,7 +214,7 @@ def run_batch(
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"{len(todo)} of {len(plan.rows)} valid rows to run; starting Prefect...", file=sys.stderr)
-    from .batch_flows import DEFAULT_LIMIT_NAME, BatchFailed, batch_reference_to_video
+    from ..batch_flows import DEFAULT_LIMIT_NAME, BatchFailed, batch_reference_to_video
 
     code = EXIT_OK
     try:
@@ -300,7 +300,7 @@ def make_demo_request(folder: Path) -> dict[str, Any]:
         request = make_demo_request(Path("refs"))
         ```
     """
-    from .media.samples import make_audio, make_image, make_video
+    from ..media.samples import make_audio, make_image, make_video
 
     folder.mkdir(parents=True, exist_ok=True)
     image = make_image(folder / "boat.jpg", 1024, 768, seed=1)
@@ -325,7 +325,7 @@ def run_demo(output: Path) -> int:
     Returns:
         The exit code (0 when a verified MP4 was delivered).
     """
-    from .emulator import EmulatorConfig, run_emulator
+    from ..emulator import EmulatorConfig, run_emulator
 
     print("Starting the offline Oxen API emulator...")
     with run_emulator(EmulatorConfig(latency=2.0)) as emulator, tempfile.TemporaryDirectory() as tmp:

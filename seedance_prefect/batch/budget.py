@@ -21,28 +21,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .errors import SeedanceError
+from ..errors import BudgetExceeded
 
 __all__ = ["BudgetExceeded", "RunTotals", "check_budget"]
 
 
-class BudgetExceeded(SeedanceError):
-    """The estimated cost of a batch is over its budget; nothing was enqueued.
-
-    Attributes:
-        cost_usd: The estimated cost.
-        budget_usd: The budget.
-    """
-
-    def __init__(self, cost_usd: float, budget_usd: float) -> None:
-        self.cost_usd = cost_usd
-        self.budget_usd = budget_usd
-        super().__init__(
-            f"Estimated cost ${cost_usd:.2f} is over the budget of ${budget_usd:.2f}: nothing was enqueued"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.cost_usd, self.budget_usd))
 
 
 def check_budget(cost_usd: float, budget_usd: float | None) -> None:

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._files import file_sha256, write_json_atomic
-from .errors import FieldProblem, InvalidRequest
+from .._files import file_sha256, write_json_atomic
+from ..errors import FieldProblem, InvalidRequest
 
 __all__ = ["DeliveredVideo", "default_name", "deliver_to_folder", "safe_name", "sha256_file"]
 

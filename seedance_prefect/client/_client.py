@@ -2,7 +2,7 @@
 
 :class:`SeedanceClient` (blocking) and :class:`AsyncSeedanceClient` (``async``) are twins with the
 same method names; both are thin layers over the shared, transport-independent logic of
-:mod:`seedance_prefect._http` (auth, error mapping, retries, wait decisions, atomic files).
+:mod:`seedance_prefect.client._http` (auth, error mapping, retries, wait decisions, atomic files).
 
 Guarantees:
 
@@ -46,7 +46,10 @@ import httpx
 from httpx_sse import EventSource, ServerSentEvent
 from pydantic import SecretStr
 
-from ._files import file_sha256
+from .._files import file_sha256
+from ..errors import DownloadError, SeedanceError
+from ..limits import MODEL_ID
+from ..models import CancelResult, CompletionEvent, Generation, SeedanceRequest, VideoItem, VideoResult
 from ._http import (
     AtomicFile,
     Call,
@@ -69,11 +72,8 @@ from ._http import (
     target_path,
     user_agent_header,
 )
-from .errors import DownloadError, SeedanceError
 from .events import AsyncEventStream, EventStream
 from .inline_video import InlineVideoFile
-from .limits import MODEL_ID
-from .models import CancelResult, CompletionEvent, Generation, SeedanceRequest, VideoItem, VideoResult
 
 __all__ = [
     "DEFAULT_DOWNLOAD_MAX_BYTES",
@@ -513,7 +513,7 @@ class SeedanceClient(_BaseClient[httpx.Client]):
         """Subscribe to completion events (``GET /events``, server-sent events).
 
         Connects before returning (so call it *before* enqueuing: there is no replay) and returns
-        an :class:`~seedance_prefect.events.EventStream` that yields
+        an :class:`~seedance_prefect.client.events.EventStream` that yields
         :class:`~seedance_prefect.models.CompletionEvent` objects (other events and keep-alives
         are skipped). Close it with ``close()`` or a ``with`` block. It does not reconnect: when
         it breaks (:class:`~seedance_prefect.errors.SeedanceConnectionError`), open a new one and
@@ -605,7 +605,7 @@ class AsyncSeedanceClient(_BaseClient[httpx.AsyncClient]):
     """Async twin of :class:`SeedanceClient`: same arguments and method names, awaitable.
 
     ``http_client`` is an ``httpx.AsyncClient``; :meth:`events` returns an
-    :class:`~seedance_prefect.events.AsyncEventStream` (``async with`` / ``async for``);
+    :class:`~seedance_prefect.client.events.AsyncEventStream` (``async with`` / ``async for``);
     :meth:`save_b64` decodes in a worker thread.
 
     Example:

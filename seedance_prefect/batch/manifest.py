@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .delivery import default_name, safe_name
-from .errors import FieldProblem, InvalidRequest
-from .journal import Journal
-from .models import SeedanceRequest
-from .preflight import check_request
-from .pricing import CostEstimate, estimate_cost
+from ..delivery.folder import default_name, safe_name
+from ..errors import FieldProblem, InvalidRequest
+from ..generation.journal import Journal
+from ..models import SeedanceRequest
+from ..preflight.check import check_request
+from ..pricing import CostEstimate, estimate_cost
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
@@ -389,7 +389,7 @@ def already_delivered(journal: Journal, fingerprint: str) -> list[dict[str, Any]
 
     Example:
         >>> import tempfile
-        >>> from seedance_prefect.journal import JournalEntry
+        >>> from seedance_prefect.generation.journal import JournalEntry
         >>> journal = Journal(tempfile.mkdtemp())
         >>> entry = JournalEntry(fingerprint="abc"); entry.begin_attempt().record(["g1"])
         >>> journal.save(entry); already_delivered(journal, "abc") is None

@@ -1,6 +1,6 @@
 """Plan reference fixes from probes alone: what would change, why, before -> after; no encoding.
 
-:func:`plan_references` turns probed references (:class:`SourceRef`) into a :class:`Plan`: per
+:func:`plan_references` turns probed references (:class:`ReferenceInfo`) into a :class:`Plan`: per
 reference a target (:class:`ImageTarget`, :class:`VideoTarget`, :class:`AudioTarget`) or nothing
 (a compliant reference passes byte-identical), the :class:`~.fixes.PlannedFix` records, and the
 problems no preprocessing can fix. :func:`plan_fixes` does the same for a whole request (probing
@@ -26,7 +26,7 @@ Example:
     >>> clip = MediaInfo(kind="video", container="mp4", width=1920, height=1080, coded_width=1920,
     ...                  coded_height=1080, duration=20.0, fps=30.0, size_bytes=9_000_000,
     ...                  video_codec="h264", has_video=True)
-    >>> plan = plan_references([SourceRef("input_videos[0]", "/v/phone.mp4", "path", media=clip)])
+    >>> plan = plan_references([ReferenceInfo("input_videos[0]", "/v/phone.mp4", "path", media=clip)])
     >>> [(f.what, f.after) for f in plan.fixes]
     [('scale', '1284x722 = 927,048 px'), ('trim', '0.0-15.0 s (15.0 s)')]
 """
@@ -36,24 +36,25 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
 from .. import limits
-from ..errors import FieldProblem
-from ..preflight_rules import DURATION_TOLERANCE_S, VIDEO_MAX_FPS, VIDEO_MIN_FPS, fmt_bytes, fmt_pixels
+from ..errors import FieldProblem, InvalidRequest
+from ..media.probe import MediaInfo, heif_available
+from ..media.targets import AudioTarget, ImageTarget, Target, VideoTarget
+from ..rules import DURATION_TOLERANCE_S, VIDEO_MAX_FPS, VIDEO_MIN_FPS, fmt_bytes, fmt_pixels
 from .fixes import FixOptions, PlannedFix, Trim
-from .probe import MediaInfo
-from .refs import FIELDS, SourceRef, heif_available, request_refs, resolve_reference
-from .targets import AudioTarget, ImageTarget, Plan, ReferencePlan, Target, VideoTarget
+from .source import FIELDS, ReferenceInfo, request_refs, resolve_reference
 
 __all__ = [
     "FIELDS",
     "AudioTarget",
     "ImageTarget",
     "Plan",
+    "ReferenceInfo",
     "ReferencePlan",
-    "SourceRef",
     "Target",
     "VideoTarget",
     "heif_available",
@@ -63,6 +64,54 @@ __all__ = [
     "resolve_reference",
     "video_dimensions",
 ]
+
+
+@dataclass
+class ReferencePlan:
+    """The plan for one reference.
+
+    Attributes:
+        ref: The reference.
+        action: ``"pass"`` (sent byte-identical, hosted if local), ``"rehost"`` (same bytes, new
+            URI: a data: URI whose declared type is wrong) or ``"encode"`` (rewritten to ``target``).
+        target: The output to make, for ``"encode"``.
+        fixes: What changes and why.
+        expected: The output as planned (for ``"encode"``).
+    """
+
+    ref: ReferenceInfo
+    action: Literal["pass", "rehost", "encode"] = "pass"
+    target: Target | None = None
+    fixes: list[PlannedFix] = field(default_factory=list)
+    expected: MediaInfo | None = None
+
+
+@dataclass
+class Plan:
+    """The plan for every reference of a request.
+
+    Attributes:
+        references: One :class:`ReferencePlan` per reference, in request order.
+        errors: Problems no preprocessing can fix (field and file named).
+        handled: Fields whose fixable problems the plan takes care of (``"input_videos[0]"``, or
+            ``"input_videos"`` for combined limits).
+    """
+
+    references: list[ReferencePlan] = field(default_factory=list)
+    errors: list[FieldProblem] = field(default_factory=list)
+    handled: set[str] = field(default_factory=set)
+
+    @property
+    def fixes(self) -> list[PlannedFix]:
+        """Every planned fix, in request order."""
+        return [f for r in self.references for f in r.fixes]
+
+    def raise_for_errors(self) -> Plan:
+        """Raise :class:`~seedance_prefect.errors.InvalidRequest` with the errors; return self if none."""
+        if self.errors:
+            raise InvalidRequest(self.errors)
+        return self
+
 
 _IMAGE_OK = ("jpeg", "png", "webp")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "P", "RGBa", "La")
@@ -150,15 +199,17 @@ def _span(start: float, end: float) -> str:
     return f"{start:.1f}-{end:.1f} s ({end - start:.1f} s)"
 
 
-def _fix(ref: SourceRef, what: str, why: str, before: str, after: str) -> PlannedFix:
+def _fix(ref: ReferenceInfo, what: str, why: str, before: str, after: str) -> PlannedFix:
     return PlannedFix(ref.field, ref.label, what, why, before, after)
 
 
-def _problem(ref: SourceRef, message: str, fix: str | None = None, found: str | None = None) -> FieldProblem:
+def _problem(
+    ref: ReferenceInfo, message: str, fix: str | None = None, found: str | None = None
+) -> FieldProblem:
     return FieldProblem(ref.field, message, found=found or ref.label, fix=fix)
 
 
-def _unreadable(ref: SourceRef) -> FieldProblem | None:
+def _unreadable(ref: ReferenceInfo) -> FieldProblem | None:
     """An error when the reference is not readable media of its field's kind (None when it is)."""
     if ref.kind == "url":
         return None
@@ -194,7 +245,7 @@ def _unreadable(ref: SourceRef) -> FieldProblem | None:
 # --------------------------------------------------------------------------- images
 
 
-def _image_plan(ref: SourceRef, options: FixOptions) -> ReferencePlan:
+def _image_plan(ref: ReferenceInfo, options: FixOptions) -> ReferencePlan:
     info = ref.media
     assert info is not None
     plan = ReferencePlan(ref)
@@ -286,7 +337,7 @@ def _image_plan(ref: SourceRef, options: FixOptions) -> ReferencePlan:
 # --------------------------------------------------------------------------- videos and audio
 
 
-def _durations(refs: Sequence[SourceRef]) -> list[tuple[float, float]]:
+def _durations(refs: Sequence[ReferenceInfo]) -> list[tuple[float, float]]:
     """(start, end) of every reference after its own in/out points (source seconds)."""
     spans = []
     for ref in refs:
@@ -298,7 +349,7 @@ def _durations(refs: Sequence[SourceRef]) -> list[tuple[float, float]]:
 
 
 def _combined(
-    refs: Sequence[SourceRef], maximum: float, minimum: float, options: FixOptions, noun: str, plan: Plan
+    refs: Sequence[ReferenceInfo], maximum: float, minimum: float, options: FixOptions, noun: str, plan: Plan
 ) -> list[tuple[float, float]] | None:
     """Fit the combined duration; return (start, end) per reference, or None after an error."""
     field_name = "input_videos" if noun == "video" else "input_audios"
@@ -346,7 +397,7 @@ def _combined(
 
 
 def _trim_fix(
-    ref: SourceRef, duration: float, start: float, end: float, limit_cut: bool, maximum: float, noun: str
+    ref: ReferenceInfo, duration: float, start: float, end: float, limit_cut: bool, maximum: float, noun: str
 ) -> PlannedFix | None:
     if start <= 1e-6 and end >= duration - DURATION_TOLERANCE_S:
         return None
@@ -358,7 +409,7 @@ def _trim_fix(
     return _fix(ref, "trim", "; ".join(reasons), f"{duration:.1f} s", _span(start, end))
 
 
-def _video_plans(refs: list[SourceRef], options: FixOptions, plan: Plan) -> list[ReferencePlan]:
+def _video_plans(refs: list[ReferenceInfo], options: FixOptions, plan: Plan) -> list[ReferencePlan]:
     spans = _combined(
         refs, limits.VIDEO_MAX_TOTAL_SECONDS, limits.VIDEO_MIN_TOTAL_SECONDS, options, "video", plan
     )
@@ -468,7 +519,7 @@ def _audio_rate(src: int | None, fmt: str) -> int:
     return rate
 
 
-def _audio_plans(refs: list[SourceRef], options: FixOptions, plan: Plan) -> list[ReferencePlan]:
+def _audio_plans(refs: list[ReferenceInfo], options: FixOptions, plan: Plan) -> list[ReferencePlan]:
     spans = _combined(refs, limits.AUDIO_MAX_TOTAL_SECONDS, 0.0, options, "audio", plan)
     if spans is None:
         return [ReferencePlan(r) for r in refs]
@@ -534,7 +585,7 @@ def _audio_plans(refs: list[SourceRef], options: FixOptions, plan: Plan) -> list
 # --------------------------------------------------------------------------- the plan
 
 
-def plan_references(refs: Iterable[SourceRef], options: FixOptions | None = None) -> Plan:
+def plan_references(refs: Iterable[ReferenceInfo], options: FixOptions | None = None) -> Plan:
     """Plan the fixes of probed references (pure: no file is read or written).
 
     Args:
@@ -548,8 +599,8 @@ def plan_references(refs: Iterable[SourceRef], options: FixOptions | None = None
         >>> from pathlib import Path
         >>> from seedance_prefect.media.probe import MediaInfo
         >>> short = MediaInfo(kind="video", container="mp4", width=854, height=480, duration=1.0, fps=24.0)
-        >>> plan = plan_references([SourceRef("input_videos[0]", "/v/a.mp4", "path", path=Path("/v/a.mp4"),
-        ...                                   media=short)])
+        >>> ref = ReferenceInfo("input_videos[0]", "/v/a.mp4", "path", path=Path("/v/a.mp4"), media=short)
+        >>> plan = plan_references([ref])
         >>> [(p.field, p.message, p.found) for p in plan.errors]
         [('input_videos', 'Videos too short in total', '1.0 s from /v/a.mp4')]
     """
@@ -557,7 +608,7 @@ def plan_references(refs: Iterable[SourceRef], options: FixOptions | None = None
     refs = list(refs)
     plan = Plan()
     plans: dict[str, ReferencePlan] = {}
-    readable: dict[str, list[SourceRef]] = {"image": [], "video": [], "audio": []}
+    readable: dict[str, list[ReferenceInfo]] = {"image": [], "video": [], "audio": []}
     for ref in refs:
         error = _unreadable(ref)
         if error is not None:

@@ -11,7 +11,7 @@ from ``GET /ai/queue/{id}`` is always the authority: an event only says "look no
 Example:
     ```python
     from seedance_prefect.client import SeedanceClient
-    from seedance_prefect.waiting import wait_for_completion
+    from seedance_prefect.client.completion import wait_for_completion
 
     with SeedanceClient() as client:
         row = wait_for_completion(client, "0b6f...", timeout=900, poll_interval=30)
@@ -27,12 +27,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import GenerationCancelled, GenerationFailed, GenerationTimeout, NotFoundError, is_transient
-from .models import Generation
+from ..errors import GenerationCancelled, GenerationFailed, GenerationTimeout, NotFoundError, is_transient
+from ..models import Generation
 
 __all__ = ["CompletionHub", "wait_for_completion"]
 
-logger = logging.getLogger("seedance_prefect.waiting")
+logger = logging.getLogger("seedance_prefect.client.completion")
 
 #: How long a 404 right after enqueue is taken for read-after-write lag.
 NOT_FOUND_GRACE_SECONDS = 30.0

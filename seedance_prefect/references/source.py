@@ -7,9 +7,10 @@ checked and probed by content). Local files and data: URIs may end in ``#t=in,ou
 empty string, another scheme such as ``s3://``, a ``file://`` URI on another host, malformed in/out
 points) is in no accepted form: ``kind`` is None and ``problem`` says what to give instead.
 
-Preflight (:class:`~seedance_prefect.preflight_refs.ReferenceChecker`) adds its checks of URLs and
-of the type a data: URI declares; preprocessing (:class:`~seedance_prefect.media.refs.SourceRef`)
-adds the modality. No network here.
+Preflight (:class:`~seedance_prefect.preflight.references.ReferenceChecker`) adds its checks of
+URLs and of the type a data: URI declares; preprocessing (:mod:`.plan`, :mod:`.prepare`) uses the
+same :class:`ReferenceInfo` and its :attr:`~ReferenceInfo.modality`. No network here. ``SourceRef``
+and ``RefKind`` are the older names of :class:`ReferenceInfo` and :data:`ReferenceKind`.
 
 Example:
     >>> ref = resolve_source("input_videos[0]", "clip.mp4#t=2,9", Path("/videos"))
@@ -20,19 +21,35 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import FieldProblem
-from .media.fixes import Trim, split_trim
-from .media.probe import MediaInfo, decode_data_uri, probe_bytes, probe_path
+from ..errors import FieldProblem
+from ..media.probe import MediaInfo, decode_data_uri, probe_bytes, probe_path
+from .fixes import Trim, split_trim
 
-__all__ = ["ReferenceInfo", "ReferenceKind", "resolve_source"]
+__all__ = [
+    "FIELDS",
+    "Modality",
+    "RefKind",
+    "ReferenceInfo",
+    "ReferenceKind",
+    "SourceRef",
+    "request_refs",
+    "resolve_reference",
+    "resolve_source",
+]
 
 ReferenceKind = Literal["url", "data", "path"]
+Modality = Literal["image", "video", "audio"]
+
+#: Request field -> modality.
+FIELDS: dict[str, Modality] = {"input_images": "image", "input_videos": "video", "input_audios": "audio"}
 
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+)://")
 _ANY_FORM = "Give an https URL, a data: URI or a local file path"
@@ -76,6 +93,16 @@ class ReferenceInfo:
     mime: str | None = None
     trim: Trim | None = None
     problem: FieldProblem | None = None
+
+    @property
+    def modality(self) -> Modality:
+        """``"image"``, ``"video"`` or ``"audio"``, from the field name.
+
+        Example:
+            >>> ReferenceInfo("input_videos[1]", "https://e.com/v.mp4", "url").modality
+            'video'
+        """
+        return FIELDS[self.field.partition("[")[0]]
 
     @property
     def label(self) -> str:
@@ -232,3 +259,42 @@ def _check_file(field: str, path: Path) -> tuple[int | None, FieldProblem | None
     except OSError as exc:
         return problem(f"Cannot read the file: {exc.strerror or exc}", None)
     return size, None
+
+
+def resolve_reference(
+    field_name: str, uri: str, base_dir: str | os.PathLike[str] | None = None
+) -> ReferenceInfo:
+    """Classify one reference, split off its in/out points and probe it by content (no network).
+
+    A local path ending in ``#t=...`` that exists under that exact name is taken as the file.
+
+    Args:
+        field_name: ``"input_images[0]"``...
+        uri: https/http URL (not fetched), ``data:`` URI, local path or ``file://`` URI.
+        base_dir: Folder relative paths start from (default: the working directory).
+
+    Returns:
+        The reference; ``problem`` says why it cannot be used (the error preflight reports).
+
+    Example:
+        >>> ref = resolve_reference("input_videos[0]", "https://example.com/v.mp4")
+        >>> ref.kind, ref.media
+        ('url', None)
+    """
+    base = Path(base_dir).resolve() if base_dir else Path.cwd()
+    return resolve_source(field_name, uri, base)
+
+
+def request_refs(request: Any, base_dir: str | os.PathLike[str] | None = None) -> list[ReferenceInfo]:
+    """Resolve every reference of a request (a mapping or a ``SeedanceRequest``), in field order."""
+    data: Mapping[str, Any] = request if isinstance(request, Mapping) else request.model_dump()
+    refs = []
+    for name in FIELDS:
+        for i, uri in enumerate(data.get(name) or []):
+            refs.append(resolve_reference(f"{name}[{i}]", str(uri), base_dir))
+    return refs
+
+
+#: Older names of :class:`ReferenceInfo` and :data:`ReferenceKind` (kept for existing imports).
+SourceRef = ReferenceInfo
+RefKind = ReferenceKind

@@ -5,8 +5,8 @@ mean", each field error with the API's own message, counting rules, reference UR
 probed by content against the media limits, prompt tags) into a :class:`PreflightReport`.
 :func:`validate_request` raises :class:`~seedance_prefect.errors.InvalidRequest` instead, and
 :func:`load_request_file` reads a JSON request file defensively. The rules live in
-:mod:`seedance_prefect.preflight_rules`, reference handling in :mod:`seedance_prefect.preflight_refs`
-(on top of :mod:`seedance_prefect.reference_source`, shared with reference preprocessing).
+:mod:`seedance_prefect.rules`, reference handling in :mod:`seedance_prefect.preflight.references`
+(on top of :mod:`seedance_prefect.references.source`, shared with reference preprocessing).
 
 Example:
     >>> report = check_request({"prompt": "@Image1 waves", "input_images": ["https://example.com/a.png"],
@@ -26,15 +26,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import limits
-from .errors import FieldProblem, InvalidRequest
-from .media.fixes import FixOptions, PlannedFix
-from .media.probe import MediaInfo
-from .models import Endpoint, SeedanceRequest, unknown_parameters
-from .preflight_fixes import apply_fix_plan, refuse_trims
-from .preflight_refs import ReferenceChecker, ReferenceInfo, ReferenceKind, media_problems
-from .preflight_rules import MODALITIES, count_rules, endpoint_rules, fmt_bytes, prompt_rules, tag_rules
-from .pricing import CostEstimate, estimate_cost
+from .. import limits
+from ..errors import FieldProblem, InvalidRequest
+from ..media.probe import MediaInfo
+from ..models import Endpoint, SeedanceRequest, unknown_parameters
+from ..pricing import CostEstimate, estimate_cost
+from ..references.fixes import FixOptions, PlannedFix
+from ..rules import MODALITIES, count_rules, endpoint_rules, fmt_bytes, prompt_rules, tag_rules
+from .fixes import apply_fix_plan, refuse_trims
+from .references import ReferenceChecker, ReferenceInfo, ReferenceKind, media_problems
 
 __all__ = [
     "MAX_REQUEST_FILE_BYTES",
@@ -255,7 +255,7 @@ def check_request(
     """Check a request completely, collecting every problem (never stopping at the first).
 
     With ``fix=True`` (the default) problems that reference preprocessing fixes are planned fixes
-    (``report.planned``), not errors; see :mod:`seedance_prefect.preflight_fixes`.
+    (``report.planned``), not errors; see :mod:`seedance_prefect.preflight.fixes`.
 
     Args:
         data: The request body as a mapping (API keys) or a :class:`SeedanceRequest`.

@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ._files import state_dir, write_json_atomic
-from .models import Generation
+from .._files import state_dir, write_json_atomic
+from ..models import Generation
 
 __all__ = ["Attempt", "Journal", "JournalEntry", "default_journal_dir", "row_matches"]
 

@@ -49,8 +49,8 @@ import httpx
 from httpx_sse import EventSource, ServerSentEvent
 from pydantic import ValidationError
 
-from .errors import SeedanceConnectionError
-from .models import CompletionEvent
+from ..errors import SeedanceConnectionError
+from ..models import CompletionEvent
 
 __all__ = [
     "COMPLETION_EVENT",
@@ -61,7 +61,7 @@ __all__ = [
     "parse_event",
 ]
 
-logger = logging.getLogger("seedance_prefect.events")
+logger = logging.getLogger("seedance_prefect.client.events")
 
 #: The SSE event name of a finished generation.
 COMPLETION_EVENT = "media_generation_completed"

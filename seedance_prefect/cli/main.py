@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidRequest, SeedanceError
+from ..errors import InvalidRequest, SeedanceError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -40,7 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="seedance",
         description="Seedance 2.0 reference-to-video on the Oxen.ai API, orchestrated by Prefect.",
     )
-    from ._version import __version__
+    from .._version import __version__
 
     parser.add_argument("--version", action="version", version=f"seedance-prefect {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -103,7 +103,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .preflight import check_request, load_request_file
+    from ..preflight.check import check_request, load_request_file
 
     data, base_dir = load_request_file(args.request)
     report = check_request(data, endpoint="sync" if args.sync else "queue", base_dir=base_dir)
@@ -134,11 +134,11 @@ def _print_problems(errors: Sequence[Any], warnings: Sequence[Any]) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .preflight import load_request_file, validate_request
+    from ..preflight.check import load_request_file, validate_request
 
     data, base_dir = load_request_file(args.request)
     request = validate_request(data, endpoint="sync" if args.sync else "queue", base_dir=base_dir)
-    from .runtime import run_generate
+    from .commands import run_generate
 
     return run_generate(
         request,
@@ -163,7 +163,7 @@ def _positive_int(text: str) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from .runtime import run_batch
+    from .commands import run_batch
 
     return run_batch(
         args.manifest,
@@ -179,7 +179,7 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .runtime import run_demo
+    from .commands import run_demo
 
     return run_demo(output=args.out)
 
@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:  # the emulator parses its own options (and its own --help)
-        from .emulator.cli import main as emulator_main
+        from ..emulator.cli import main as emulator_main
 
         return emulator_main(argv[1:])
     parser = _build_parser()

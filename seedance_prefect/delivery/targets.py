@@ -44,8 +44,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from .delivery import DeliveredVideo, deliver_to_folder, safe_name, sha256_file
-from .errors import FieldProblem, InvalidRequest, SeedanceError
+from ..errors import DeliveryError, FieldProblem, InvalidRequest
+from .folder import DeliveredVideo, deliver_to_folder, safe_name, sha256_file
 
 __all__ = [
     "BLOCK_TYPES",
@@ -66,15 +66,6 @@ _CHUNK = 1 << 20
 _MAX_CANDIDATES = 100
 
 
-class DeliveryError(SeedanceError):
-    """A delivery could not be completed or verified (nothing wrong is left behind).
-
-    Example:
-        >>> str(DeliveryError("size mismatch"))
-        'size mismatch'
-    """
-
-    transient = True
 
 
 def _problem(found: str, message: str, fix: str) -> InvalidRequest:

@@ -35,8 +35,8 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from ._version import __version__
-from .errors import (
+from .._version import __version__
+from ..errors import (
     ApiError,
     AuthenticationError,
     DownloadError,
@@ -52,8 +52,8 @@ from .errors import (
     ServerError,
     is_transient,
 )
-from .limits import DEFAULT_BASE_URL
-from .models import Endpoint, Generation, SeedanceRequest
+from ..limits import DEFAULT_BASE_URL
+from ..models import Endpoint, Generation, SeedanceRequest
 
 logger = logging.getLogger("seedance_prefect.client")
 M = TypeVar("M", bound=BaseModel)

@@ -1,11 +1,11 @@
 """Reference checks of :mod:`seedance_prefect.preflight`: URLs, data: URI types, media rules.
 
-:func:`~seedance_prefect.reference_source.resolve_source` classifies each reference (an
+:func:`~seedance_prefect.references.source.resolve_source` classifies each reference (an
 https/http URL, a ``data:`` URI, a local file; in/out points; other schemes such as ``ftp://``,
 ``s3://``, ``asset://``, ``oxen://`` refused with a fix). :class:`ReferenceChecker` collects its
 problems and :class:`ReferenceInfo` records, and adds the checks only preflight makes: URLs the
 service could not fetch, data: URIs that declare another type than their content.
-:func:`media_problems` then applies the media rules of :mod:`seedance_prefect.preflight_rules`.
+:func:`media_problems` then applies the media rules of :mod:`seedance_prefect.rules`.
 
 Example:
     >>> checker = ReferenceChecker(Path("/tmp"), probe=False)
@@ -21,10 +21,10 @@ import ipaddress
 import urllib.parse
 from pathlib import Path
 
-from .errors import FieldProblem
-from .media.probe import MediaInfo
-from .preflight_rules import audio_rules, audio_total_rules, image_rules, video_rules, video_total_rules
-from .reference_source import ReferenceInfo, ReferenceKind, resolve_source
+from ..errors import FieldProblem
+from ..media.probe import MediaInfo
+from ..references.source import ReferenceInfo, ReferenceKind, resolve_source
+from ..rules import audio_rules, audio_total_rules, image_rules, video_rules, video_total_rules
 
 __all__ = ["ReferenceChecker", "ReferenceInfo", "ReferenceKind", "media_problems"]
 

@@ -1,11 +1,11 @@
 """Turn fixable preflight problems into planned fixes (``check_request(..., fix=True)``).
 
-Preflight finds problems; reference preprocessing (:mod:`seedance_prefect.media.plan`) can fix
+Preflight finds problems; reference preprocessing (:mod:`seedance_prefect.references.plan`) can fix
 many of them. With ``fix=True`` (the default) :func:`apply_fix_plan` plans the fixes from the
 probes preflight already made (nothing is probed twice, nothing is encoded, no network) and:
 
 - a ``fixable`` problem whose field the plan takes care of leaves the errors/warnings and is kept
-  in ``report.resolved``; the plan's :class:`~seedance_prefect.media.fixes.PlannedFix` records go
+  in ``report.resolved``; the plan's :class:`~seedance_prefect.references.fixes.PlannedFix` records go
   to ``report.planned``;
 - what the plan cannot fix becomes an error naming the field and the file (a HEIC image without
   the ``heic`` extra, in/out points past the end, a total that in/out points make too short...);
@@ -22,10 +22,10 @@ Example:
 
 from __future__ import annotations
 
-from .errors import FieldProblem
-from .media.fixes import FixOptions, PlannedFix
-from .media.plan import SourceRef, plan_references
-from .preflight_refs import ReferenceChecker
+from ..errors import FieldProblem
+from ..references.fixes import FixOptions, PlannedFix
+from ..references.plan import plan_references
+from .references import ReferenceChecker
 
 __all__ = ["apply_fix_plan", "refuse_trims"]
 
@@ -45,7 +45,7 @@ def apply_fix_plan(
     """
     if not checker.probe:
         return [], []  # nothing was probed: nothing to plan from
-    plan = plan_references([SourceRef.of(r) for r in checker.references], options)
+    plan = plan_references(checker.references, options)
     blocked = {p.field for p in checker.errors if not p.fixable}
     replaced = set()
     for problem in plan.errors:

@@ -1,0 +1,7 @@
+"""``python -m seedance_prefect.cli``: the ``seedance`` command."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())
