@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STATE_DIR_ENV", "file_sha256", "state_dir", "write_json_atomic"]
+from .settings import STATE_DIR_ENV, get_settings
 
-STATE_DIR_ENV = "SEEDANCE_STATE_DIR"
+__all__ = ["STATE_DIR_ENV", "file_sha256", "state_dir", "write_json_atomic"]
 
 
 def state_dir(name: str) -> Path:
@@ -23,8 +23,7 @@ def state_dir(name: str) -> Path:
         >>> state_dir("journal").name
         'journal'
     """
-    root = os.environ.get(STATE_DIR_ENV)
-    return (Path(root) if root else Path.home() / ".seedance") / name
+    return get_settings().state_path(name)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> tuple[str, int]:

@@ -47,6 +47,7 @@ from .flows import _RUN_CREDENTIALS, _record_deliveries, cancel_remote_generatio
 from .generation.journal import Journal
 from .pipeline import RowGenerations, deliver_generation, generate_row
 from .progress import ProgressReporter
+from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
 from .tasks import prepare_references
 
 __all__ = [
@@ -62,8 +63,6 @@ DEFAULT_LIMIT_NAME = "seedance-generations"
 #: Limit created when none exists and the run does not name one.
 DEFAULT_CONCURRENCY = 4
 SUMMARY_COLUMNS = ("line", "name", "status", "generation", "video", "seconds", "cost_usd", "error")
-
-
 
 
 def ensure_concurrency_limit(name: str = DEFAULT_LIMIT_NAME, limit: int | None = None) -> int:
@@ -250,8 +249,8 @@ def batch_reference_to_video(
     credentials: OxenCredentials | str | None = None,
     run_key: str | None = None,
     budget_usd: float | None = None,
-    timeout_seconds: float = 1800.0,
-    poll_interval: float = 30.0,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_interval: float = DEFAULT_SAFETY_POLL_INTERVAL,
     journal_dir: str | None = None,
     limit_name: str = DEFAULT_LIMIT_NAME,
     shard: int = 0,

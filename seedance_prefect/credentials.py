@@ -7,21 +7,18 @@ Register the block type once per Prefect server, the way Prefect integrations do
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr
 
 from .limits import DEFAULT_BASE_URL
+from .settings import API_KEY_ENV, get_settings
 
 if TYPE_CHECKING:
     from .client._client import AsyncSeedanceClient, SeedanceClient
 
 __all__ = ["OxenCredentials", "resolve_credentials"]
-
-API_KEY_ENV = "OXEN_API_KEY"
-BASE_URL_ENV = "OXEN_BASE_URL"
 
 
 class OxenCredentials(CredentialsBlock):
@@ -135,7 +132,8 @@ def resolve_credentials(credentials: OxenCredentials | str | None = None) -> Oxe
         return credentials
     if isinstance(credentials, str) and credentials:
         return OxenCredentials.load(credentials)  # type: ignore[return-value]
-    key = os.environ.get(API_KEY_ENV, "")
+    settings = get_settings()
+    key = settings.api_key
     if not key:
         from .errors import AuthenticationError
 
@@ -144,4 +142,4 @@ def resolve_credentials(credentials: OxenCredentials | str | None = None) -> Oxe
             "unauthenticated",
             f"No API key: set {API_KEY_ENV}, or pass an OxenCredentials block or its saved name",
         )
-    return OxenCredentials(api_key=SecretStr(key), base_url=os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+    return OxenCredentials(api_key=SecretStr(key), base_url=settings.base_url)

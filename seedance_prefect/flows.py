@@ -38,6 +38,7 @@ from .generation.journal import Journal
 from .models import SeedanceRequest
 from .pipeline import finish_generation
 from .pricing import estimate_cost
+from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
 from .tasks import (
     DownloadedVideo,
     download_video,
@@ -148,8 +149,8 @@ def reference_to_video(
     name: str | None = None,
     run_key: str | None = None,
     new: bool = False,
-    timeout_seconds: float = 1800.0,
-    poll_interval: float = 30.0,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_interval: float = DEFAULT_SAFETY_POLL_INTERVAL,
     base_dir: str | None = None,
     journal_dir: str | None = None,
     deliver_to: str | None = None,

@@ -40,6 +40,7 @@ from .delivery.folder import DeliveredVideo
 from .delivery.targets import DeliveryTarget
 from .errors import SeedanceError
 from .models import Generation, SeedanceRequest
+from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
 from .tasks import (
     DELIVER_VIDEO_OPTIONS,
     RETRYING,
@@ -183,8 +184,8 @@ def generate_row(
     name: str,
     run_key: str | None = None,
     journal_dir: str | None = None,
-    timeout: float = 1800.0,
-    poll_interval: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_interval: float = DEFAULT_SAFETY_POLL_INTERVAL,
     slot: SlotHold | None = None,
 ) -> RowGenerations:
     """Enqueue a request once (or reattach to it) and wait until its generations are terminal.

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from .limits import AUTO_DURATION_ASSUMED_SECONDS, PRICE_PER_SECOND_USD
+from .limits import AUTO_DURATION_ASSUMED_SECONDS
+from .settings import get_settings
 
 __all__ = ["CostEstimate", "estimate_cost", "price_per_second"]
-
-PRICE_ENV = "SEEDANCE_PRICE_PER_SECOND"
 
 
 @dataclass(frozen=True)
@@ -44,8 +42,7 @@ def price_per_second(override: float | None = None) -> float:
     """
     if override is not None:
         return float(override)
-    env = os.environ.get(PRICE_ENV)
-    return float(env) if env else PRICE_PER_SECOND_USD
+    return get_settings().price_per_second
 
 
 def estimate_cost(

@@ -49,6 +49,7 @@ from .progress import ProgressReporter
 from .references.hosting import hosting_from_spec
 from .references.prepare import default_cache_dir
 from .references.prepare import prepare as prepare_media
+from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
 
 __all__ = [
     "DownloadedVideo",
@@ -333,8 +334,8 @@ def enqueue_generation(
 def wait_for_generation(
     generation_id: str,
     credentials: OxenCredentials,
-    timeout: float = 1800.0,
-    poll_interval: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_interval: float = DEFAULT_SAFETY_POLL_INTERVAL,
     cancel_on_timeout: bool = True,
     progress: bool = True,
 ) -> Generation:

@@ -26,8 +26,6 @@ from ..errors import BudgetExceeded
 __all__ = ["BudgetExceeded", "RunTotals", "check_budget"]
 
 
-
-
 def check_budget(cost_usd: float, budget_usd: float | None) -> None:
     """Raise :class:`BudgetExceeded` when ``cost_usd`` is over ``budget_usd`` (None: no budget).
 

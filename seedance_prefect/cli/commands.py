@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
+
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -111,8 +113,8 @@ def run_generate(
     run_key: str | None = None,
     name: str | None = None,
     credentials: str | None = None,
-    timeout: float = 1800.0,
-    poll_interval: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_interval: float = DEFAULT_SAFETY_POLL_INTERVAL,
     deliver_to: str | None = None,
     hosting: str | None = None,
     repository: str | None = None,
@@ -170,8 +172,8 @@ def run_batch(
     credentials: str | None = None,
     run_key: str | None = None,
     budget_usd: float | None = None,
-    timeout: float = 1800.0,
-    poll_interval: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_interval: float = DEFAULT_SAFETY_POLL_INTERVAL,
     limit_name: str | None = None,
 ) -> int:
     """Run the ``batch_reference_to_video`` flow for the CLI, print its summary, return the exit code.

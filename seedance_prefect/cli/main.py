@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequest, SeedanceError
+from ..settings import DEFAULT_TIMEOUT_SECONDS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -58,7 +59,9 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--run-key", default=None, help="extra key that makes this run distinct from others")
     gen.add_argument("--name", default=None, help="base name of the delivered files")
     gen.add_argument("--credentials", default=None, metavar="BLOCK_NAME", help="saved OxenCredentials block")
-    gen.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the generation")
+    gen.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help="seconds to wait for the generation"
+    )
     gen.add_argument(
         "--deliver-to",
         default=None,
@@ -92,7 +95,9 @@ def _build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--credentials", default=None, metavar="BLOCK_NAME", help="saved OxenCredentials block"
     )
-    batch.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for each generation")
+    batch.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help="seconds to wait for each generation"
+    )
     batch.add_argument("--limit-name", default=None, help="global concurrency limit (seedance-generations)")
 
     sub.add_parser("emulator", help="run the offline Oxen API emulator (see `seedance emulator --help`)")

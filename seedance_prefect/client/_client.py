@@ -50,6 +50,7 @@ from .._files import file_sha256
 from ..errors import DownloadError, SeedanceError
 from ..limits import MODEL_ID
 from ..models import CancelResult, CompletionEvent, Generation, SeedanceRequest, VideoItem, VideoResult
+from ..settings import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
 from ._http import (
     AtomicFile,
     Call,
@@ -464,8 +465,8 @@ class SeedanceClient(_BaseClient[httpx.Client]):
         self,
         generation_id: str,
         *,
-        timeout: float = 1800.0,
-        poll_interval: float = 15.0,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         on_status: StatusCallback | None = None,
         not_found_grace: float = 30.0,
     ) -> Generation:
@@ -741,8 +742,8 @@ class AsyncSeedanceClient(_BaseClient[httpx.AsyncClient]):
         self,
         generation_id: str,
         *,
-        timeout: float = 1800.0,
-        poll_interval: float = 15.0,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         on_status: StatusCallback | None = None,
         not_found_grace: float = 30.0,
     ) -> Generation:

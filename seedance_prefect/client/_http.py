@@ -54,6 +54,7 @@ from ..errors import (
 )
 from ..limits import DEFAULT_BASE_URL
 from ..models import Endpoint, Generation, SeedanceRequest
+from ..settings import get_settings
 
 logger = logging.getLogger("seedance_prefect.client")
 M = TypeVar("M", bound=BaseModel)
@@ -130,7 +131,7 @@ def resolve_api_key(api_key: Any) -> str:
     """
     if api_key is not None and hasattr(api_key, "get_secret_value"):
         api_key = api_key.get_secret_value()
-    key = str(api_key if api_key is not None else os.environ.get("OXEN_API_KEY", "")).strip()
+    key = str(api_key if api_key is not None else get_settings().api_key or "").strip()
     if key[:7].lower() == "bearer ":
         key = key[7:].strip()
     if not key:
@@ -150,7 +151,7 @@ def resolve_base_url(base_url: str | None) -> str:
         >>> resolve_base_url("http://127.0.0.1:8000/api/")
         'http://127.0.0.1:8000/api'
     """
-    url = (base_url or os.environ.get("OXEN_BASE_URL") or DEFAULT_BASE_URL).strip().rstrip("/")
+    url = (base_url or get_settings().base_url).strip().rstrip("/")
     parsed = httpx.URL(url)
     if parsed.scheme not in _DEFAULT_PORTS or not parsed.host:
         raise ValueError(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {url!r}")

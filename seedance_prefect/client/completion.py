@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from ..errors import GenerationCancelled, GenerationFailed, GenerationTimeout, NotFoundError, is_transient
 from ..models import Generation
+from ..settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
 
 __all__ = ["CompletionHub", "wait_for_completion"]
 
@@ -150,8 +151,8 @@ def wait_for_completion(
     client: object,
     generation_id: str,
     *,
-    timeout: float = 1800.0,
-    poll_interval: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_interval: float = DEFAULT_SAFETY_POLL_INTERVAL,
     hub: CompletionHub | None = None,
     on_change: Callable[[Generation], None] | None = None,
 ) -> Generation:

@@ -66,8 +66,6 @@ _CHUNK = 1 << 20
 _MAX_CANDIDATES = 100
 
 
-
-
 def _problem(found: str, message: str, fix: str) -> InvalidRequest:
     return InvalidRequest([FieldProblem("deliver_to", message, found=repr(found), fix=fix)])
 

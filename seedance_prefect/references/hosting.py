@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from ..errors import HostingError
 from ..limits import DEFAULT_BASE_URL
 from ..media.probe import MediaInfo, probe_path
+from ..settings import get_settings
 
 if TYPE_CHECKING:  # httpx is imported when an upload happens: `seedance plan` stays light
     import httpx
@@ -77,11 +78,7 @@ EXTENSIONS = {
     "audio/mpeg": "mp3",
     "audio/wav": "wav",
 }
-HOSTING_ENV = "SEEDANCE_HOSTING"
-REPOSITORY_ENV = "SEEDANCE_REPOSITORY"
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-
-
 
 
 def mime_type(info: MediaInfo) -> str:
@@ -468,8 +465,9 @@ def hosting_from_spec(
     """
     if spec is not None and not isinstance(spec, str):
         return spec
-    repository = repository or os.environ.get(REPOSITORY_ENV) or getattr(credentials, "repository", None)
-    choice = (spec or os.environ.get(HOSTING_ENV) or ("oxen" if repository else "data")).strip()
+    settings = get_settings()
+    repository = repository or settings.repository or getattr(credentials, "repository", None)
+    choice = (spec or settings.hosting or ("oxen" if repository else "data")).strip()
     if choice == "data":
         return DataUriHosting()
     if choice == "oxen":
