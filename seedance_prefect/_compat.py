@@ -42,7 +42,7 @@ MOVED_MODULES: dict[str, str] = {
     "media.refs": "references.source",
     "media.plan": "references.plan",
     "media.fixes": "references.fixes",
-    "media.preprocess": "references.prepare",
+    "media.preprocess": "references.preprocess",
     "media.hosting": "references.hosting",
     "journal": "generation.journal",
     "verify": "delivery.verify",

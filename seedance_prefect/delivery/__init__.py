@@ -7,7 +7,7 @@
 Example:
     >>> from seedance_prefect.delivery import safe_name
     >>> safe_name("My video!")
-    'My-video'
+    'My_video'
 """
 
 from .folder import DeliveredVideo, default_name, deliver_to_folder, safe_name, sha256_file

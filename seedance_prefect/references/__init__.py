@@ -3,7 +3,7 @@
 - :mod:`.source`: one classification of a reference (URL, ``data:`` URI or local file), probed by content.
 - :mod:`.plan`: which fixes each reference needs (no encoding; ``seedance plan`` shows them).
 - :mod:`.fixes`: planned and applied fixes, trims, options.
-- :mod:`.prepare`: fix and host every reference (:func:`prepare`), with a content-hash cache.
+- :mod:`.preprocess`: fix and host every reference (:func:`prepare`), with a content-hash cache.
 - :mod:`.hosting`: make local files reachable (data: URI, Oxen repository, S3 presigned URL).
 
 Codecs live one layer down in :mod:`seedance_prefect.media`.
@@ -30,8 +30,8 @@ _LAZY = {
     "ReferencePlan": "plan",
     "plan_fixes": "plan",
     "plan_references": "plan",
-    "PreparedReferences": "prepare",
-    "prepare": "prepare",
+    "PreparedReferences": "preprocess",
+    "prepare": "preprocess",
     "DataUriHosting": "hosting",
     "Hosting": "hosting",
     "OxenRepositoryHosting": "hosting",

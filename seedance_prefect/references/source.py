@@ -8,7 +8,7 @@ empty string, another scheme such as ``s3://``, a ``file://`` URI on another hos
 points) is in no accepted form: ``kind`` is None and ``problem`` says what to give instead.
 
 Preflight (:class:`~seedance_prefect.preflight.references.ReferenceChecker`) adds its checks of
-URLs and of the type a data: URI declares; preprocessing (:mod:`.plan`, :mod:`.prepare`) uses the
+URLs and of the type a data: URI declares; preprocessing (:mod:`.plan`, :mod:`.preprocess`) uses the
 same :class:`ReferenceInfo` and its :attr:`~ReferenceInfo.modality`. No network here. ``SourceRef``
 and ``RefKind`` are the older names of :class:`ReferenceInfo` and :data:`ReferenceKind`.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 from PIL import Image, ImageStat
 
-from seedance_prefect.references.prepare import PreparedReferences
+from seedance_prefect.references.preprocess import PreparedReferences
 
 
 def output(prepared: PreparedReferences, field: str) -> Path:

@@ -7,7 +7,7 @@ import wave
 
 from seedance_prefect import limits
 from seedance_prefect.media.probe import probe_path
-from seedance_prefect.references.prepare import prepare
+from seedance_prefect.references.preprocess import prepare
 from tests.references.conftest import request_for
 from tests.references.refkit import fixes, output
 

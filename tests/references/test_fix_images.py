@@ -6,7 +6,7 @@ from PIL import Image, ImageOps
 
 from seedance_prefect.media.probe import probe_path
 from seedance_prefect.references.fixes import FixOptions
-from seedance_prefect.references.prepare import prepare
+from seedance_prefect.references.preprocess import prepare
 from tests.references.conftest import request_for
 from tests.references.refkit import bright_corner, fixes, output
 

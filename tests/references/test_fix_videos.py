@@ -8,7 +8,7 @@ import pytest
 
 from seedance_prefect import limits
 from seedance_prefect.media.probe import decode_check, probe_path
-from seedance_prefect.references.prepare import prepare
+from seedance_prefect.references.preprocess import prepare
 from tests.references.conftest import request_for
 from tests.references.refkit import bright_corner, first_frame, fixes, frame_times, output, top_level_boxes
 

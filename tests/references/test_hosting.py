@@ -18,7 +18,7 @@ from seedance_prefect.references.hosting import (
     S3PresignedHosting,
     hosting_from_spec,
 )
-from seedance_prefect.references.prepare import prepare
+from seedance_prefect.references.preprocess import prepare
 from tests.references.conftest import API_KEY, emulator_stats, request_for
 
 

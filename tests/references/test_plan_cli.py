@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from seedance_prefect.cli import main
-from seedance_prefect.media import preprocess
+from seedance_prefect.references import preprocess
 from tests.references.conftest import request_for
 
 

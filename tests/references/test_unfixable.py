@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seedance_prefect.errors import InvalidRequest
-from seedance_prefect.references.prepare import prepare
+from seedance_prefect.references.preprocess import prepare
 from tests.references.conftest import request_for
 
 
