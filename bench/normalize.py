@@ -160,8 +160,8 @@ def run(runs: int = 3, workdir: Path | None = None) -> dict[str, Any]:
 
 def compliant_reencodes(video: Path, workdir: Path) -> tuple[int, bool]:
     """Prepare a request whose video is already compliant; return (re-encodes, sent byte-identical)."""
-    from seedance_prefect.references import preprocess
     from seedance_prefect.media.probe import decode_data_uri
+    from seedance_prefect.references import preprocess
 
     calls = 0
     original = preprocess._normalizer

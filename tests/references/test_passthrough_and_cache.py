@@ -7,8 +7,8 @@ import base64
 import pytest
 
 from seedance_prefect.errors import InvalidRequest
-from seedance_prefect.references import preprocess
 from seedance_prefect.media.probe import decode_data_uri
+from seedance_prefect.references import preprocess
 from seedance_prefect.references.fixes import FixOptions
 from seedance_prefect.references.preprocess import prepare
 from tests.references.conftest import request_for
