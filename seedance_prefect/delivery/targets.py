@@ -37,13 +37,13 @@ import hashlib
 import json
 import os
 import posixpath
-import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._blocks import load_block, parse_block_ref
 from ..errors import DeliveryError, FieldProblem, InvalidRequest
 from .folder import DeliveredVideo, deliver_to_folder, safe_name, sha256_file
 
@@ -61,7 +61,6 @@ __all__ = [
 BLOCK_TYPES = ("local-file-system", "remote-file-system", "s3-bucket")
 #: Protocols whose PUT makes an object appear whole (no temporary name needed).
 ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"})
-_BLOCK_REF = re.compile(r"^([a-z0-9][a-z0-9-]*)/([A-Za-z0-9][A-Za-z0-9_-]*)$")
 _CHUNK = 1 << 20
 _MAX_CANDIDATES = 100
 
@@ -451,15 +450,7 @@ class S3BucketTarget(_ObjectTarget):
 
 
 def _target_from_block(slug: str, name: str) -> DeliveryTarget:
-    from prefect.blocks.core import Block
-
-    try:
-        block = Block.load(f"{slug}/{name}")
-    except ValueError as exc:
-        raise _problem(f"{slug}/{name}", "No such saved block", f"Save the block first ({exc})") from None
-    except KeyError:
-        fix = "pip install 'seedance-prefect[s3]' (prefect-aws)" if slug == "s3-bucket" else "Register it"
-        raise _problem(f"{slug}/{name}", "Unknown block type", fix) from None
+    block = load_block(slug, name, field="deliver_to")
     kind = type(block).__name__
     if kind == "LocalFileSystem":
         return LocalFolderTarget(block.basepath or ".")
@@ -503,7 +494,7 @@ def resolve_target(deliver_to: str | None, out: str | os.PathLike[str] | None = 
             ) from None
         except ValueError as exc:
             raise _problem(text, "Unknown storage protocol", str(exc)) from None
-    match = _BLOCK_REF.match(text)
-    if match and match.group(1) in BLOCK_TYPES:
-        return _target_from_block(match.group(1), match.group(2))
+    ref = parse_block_ref(text)
+    if ref and ref[0] in BLOCK_TYPES:
+        return _target_from_block(*ref)
     return LocalFolderTarget(text)

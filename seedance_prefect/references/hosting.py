@@ -36,6 +36,7 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from .._blocks import load_block, parse_block_ref
 from ..errors import HostingError
 from ..limits import DEFAULT_BASE_URL
 from ..media.probe import MediaInfo, probe_path
@@ -452,8 +453,9 @@ def hosting_from_spec(
         The strategy.
 
     Raises:
-        HostingError: An unknown spec, ``"oxen"`` without a repository or credentials, or
-            ``"s3-bucket/..."`` without the ``s3`` extra.
+        HostingError: An unknown spec, or ``"oxen"`` without a repository or credentials.
+        InvalidRequest: ``"s3-bucket/<name>"`` naming no saved block, or without the ``s3`` extra
+            (the same error as the same value given as a delivery target).
 
     Example:
         >>> hosting_from_spec(None).name, hosting_from_spec("data").name
@@ -474,12 +476,9 @@ def hosting_from_spec(
         if credentials is None:
             raise HostingError("Oxen repository hosting needs the account's credentials")
         return OxenRepositoryHosting.from_credentials(credentials, repository)
-    if choice.startswith("s3-bucket/") and choice[len("s3-bucket/") :]:
-        try:
-            from prefect_aws import S3Bucket
-        except ImportError as exc:
-            raise HostingError("S3 hosting needs the 's3' extra: pip install 'seedance-prefect[s3]'") from exc
-        bucket = S3Bucket.load(choice[len("s3-bucket/") :])
+    ref = parse_block_ref(choice)
+    if ref and ref[0] == "s3-bucket":
+        bucket = load_block(*ref, field="hosting")
         record = Path(state_dir) / "presigned-urls.json" if state_dir else None
         return S3PresignedHosting(bucket, expires=expires, record=record)
     raise HostingError(f'Unknown hosting {choice!r}: use "data", "oxen" or "s3-bucket/<block-name>"')
