@@ -10,6 +10,30 @@ Example:
     'My_video'
 """
 
-from .folder import DeliveredVideo, default_name, deliver_to_folder, safe_name, sha256_file
+from __future__ import annotations
 
-__all__ = ["DeliveredVideo", "default_name", "deliver_to_folder", "safe_name", "sha256_file"]
+import warnings
+from typing import Any
+
+from .._files import file_sha256
+from .folder import DeliveredVideo, default_name, deliver_to_folder, safe_name
+
+__all__ = ["DeliveredVideo", "default_name", "deliver_to_folder", "safe_name"]
+
+
+def _sha256_hex(path: Any) -> str:
+    return file_sha256(path)[0]
+
+
+def __getattr__(name: str) -> Any:
+    # One checksum helper: seedance_prefect.client.sha256_file (a FileDigest). This hex-string twin
+    # stays one release for existing imports.
+    if name == "sha256_file":
+        warnings.warn(
+            "seedance_prefect.delivery.sha256_file is deprecated: "
+            "use seedance_prefect.client.sha256_file(path).sha256",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _sha256_hex
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,7 @@ from typing import Any
 from .._files import file_sha256, write_json_atomic
 from ..errors import FieldProblem, InvalidRequest
 
-__all__ = ["DeliveredVideo", "default_name", "deliver_to_folder", "safe_name", "sha256_file"]
+__all__ = ["DeliveredVideo", "default_name", "deliver_to_folder", "safe_name"]
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME_CHARS = 100
@@ -48,18 +48,6 @@ class DeliveredVideo:
     def to_dict(self) -> dict[str, Any]:
         """Return the delivery as a JSON-ready dict."""
         return asdict(self)
-
-
-def sha256_file(path: str | Path) -> str:
-    """Return the hex sha256 of a file, read in chunks.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"; _ = p.write_bytes(b"abc")
-        >>> sha256_file(p)[:16]
-        'ba7816bf8f01cfea'
-    """
-    return file_sha256(path)[0]
 
 
 def safe_name(name: str, *, field: str = "name") -> str:
@@ -129,7 +117,7 @@ def _free_target(folder: Path, name: str, generation_id: str, sha256: str) -> tu
         target = folder / f"{candidate}.mp4"
         if not target.exists():
             return target, False
-        if sha256_file(target) == sha256:
+        if file_sha256(target)[0] == sha256:
             return target, True
     raise FileExistsError(f"no free name for {name!r} in {folder}")
 
@@ -166,7 +154,7 @@ def deliver_to_folder(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    digest = sha256 or sha256_file(video_path)
+    digest = sha256 or file_sha256(video_path)[0]
     target, reused = _free_target(folder, safe_name(name), generation_id, digest)
     if not reused:
         if move:

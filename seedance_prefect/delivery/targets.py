@@ -44,8 +44,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._blocks import load_block, parse_block_ref
+from .._files import file_sha256
 from ..errors import DeliveryError, FieldProblem, InvalidRequest
-from .folder import DeliveredVideo, deliver_to_folder, safe_name, sha256_file
+from .folder import DeliveredVideo, deliver_to_folder, safe_name
 
 __all__ = [
     "BLOCK_TYPES",
@@ -232,7 +233,7 @@ class _ObjectTarget(DeliveryTarget):
     ) -> DeliveredVideo:
         """Upload, verify (size + sha256 read back), then write the sidecar."""
         local = Path(local_video)
-        digest = sha256 or sha256_file(local)
+        digest = sha256 or file_sha256(local)[0]
         size = local.stat().st_size
         base = safe_name(name)
         reused, key = False, None

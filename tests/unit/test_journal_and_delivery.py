@@ -9,7 +9,8 @@ from typing import ClassVar
 
 import pytest
 
-from seedance_prefect.delivery import deliver_to_folder, safe_name, sha256_file
+from seedance_prefect.client import sha256_file
+from seedance_prefect.delivery import deliver_to_folder, safe_name
 from seedance_prefect.errors import InvalidRequest
 from seedance_prefect.generation.journal import Journal, JournalEntry, row_matches
 from seedance_prefect.limits import MODEL_ID
@@ -102,7 +103,7 @@ class TestDelivery:
         out = tmp_path / "out"
         d1 = deliver_to_folder(self._video(tmp_path, b"A"), out, "clip", generation_id="g1", sidecar={"k": 1})
         assert Path(d1.video) == out / "clip.mp4" and not d1.reused
-        assert json.loads((out / "clip.json").read_text())["sha256"] == sha256_file(out / "clip.mp4")
+        assert json.loads((out / "clip.json").read_text())["sha256"] == sha256_file(out / "clip.mp4").sha256
         d2 = deliver_to_folder(self._video(tmp_path, b"A"), out, "clip", generation_id="g1", sidecar={"k": 1})
         assert d2.reused and Path(d2.video) == out / "clip.mp4"
 
