@@ -25,6 +25,7 @@ Example:
 import re
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from .credentials import OxenCredentials, resolve_credentials
 from .delivery.folder import DeliveredVideo
 from .delivery.targets import DeliveryTarget, resolve_target
 from .errors import BatchFailed, SeedanceError
-from .flows import _RUN_CREDENTIALS, _record_deliveries, cancel_remote_generations
+from .flows import _RUN_CREDENTIALS, cancel_remote_generations
 from .generation.journal import Journal
 from .pipeline import RowGenerations, deliver_generation, generate_row
 from .progress import ProgressReporter
@@ -143,8 +144,19 @@ def validate_manifest(
     )
 
 
+@dataclass(frozen=True)
+class _RowOptions:
+    """What every row of one batch run shares: where the journal is, how long to wait, where to deliver."""
+
+    journal_dir: str | None
+    timeout: float
+    poll_interval: float
+    output: str
+    started: float
+
+
 def _generate(
-    row: BatchRow, permits: Permits, credentials: OxenCredentials, options: dict[str, Any]
+    row: BatchRow, permits: Permits, credentials: OxenCredentials, options: _RowOptions
 ) -> RowGenerations:
     """Enqueue a row (or reattach to it) under its permits and wait until its generations are terminal."""
     # A request without references has nothing to prepare: skip the task run.
@@ -158,9 +170,9 @@ def _generate(
         credentials,
         row.name,
         row.run_key,
-        options["journal_dir"],
-        options["timeout"],
-        options["poll"],
+        options.journal_dir,
+        options.timeout,
+        options.poll_interval,
         permits,
     )
 
@@ -170,7 +182,7 @@ def _finish(
     done: RowGenerations,
     credentials: OxenCredentials,
     target: DeliveryTarget,
-    options: dict[str, Any],
+    options: _RowOptions,
 ) -> dict[str, Any]:
     """Download, verify and deliver a row's succeeded generations; return the row's summary."""
     count = row.request.num_generations
@@ -186,15 +198,15 @@ def _finish(
                     credentials,
                     row.request,
                     name=name,
-                    output=options["output"],
+                    output=options.output,
                     target=target,
                     cost_usd=usd,
-                    started=options["started"],
+                    started=options.started,
                 )
             )
         except SeedanceError as exc:
             failures.append(f"{generation.generation_id}: {exc}")
-    _record_deliveries(options["journal_dir"], row.fingerprint, delivered)
+    Journal(options.journal_dir).record_deliveries(row.fingerprint, delivered)
     if failures:
         get_run_logger().error("Row %d (%s) failed: %s", row.line, row.name, "; ".join(failures))
     return _row(
@@ -331,13 +343,7 @@ def batch_reference_to_video(
         limit,
     )
 
-    options = {
-        "journal_dir": journal_dir,
-        "timeout": timeout_seconds,
-        "poll": poll_interval,
-        "output": output,
-        "started": started,
-    }
+    options = _RowOptions(journal_dir, timeout_seconds, poll_interval, output, started)
     if to_run:
         progress = _RowProgress(len(to_run))
         with progress.reporter:
