@@ -244,7 +244,7 @@ def reference_to_video(
             except SeedanceError as exc:
                 logger.error("Generation %s: %s", gid, exc)
                 failures.append((gid, exc))
-        _record_deliveries(journal_dir, prepared.fingerprint(run_key), delivered)
+        Journal(journal_dir).record_deliveries(prepared.fingerprint(run_key), delivered)
 
     create_markdown_artifact(
         _summary(req, delivered, [f"{g}: {e}" for g, e in failures], cost, started),
@@ -273,17 +273,3 @@ def reference_to_video(
             + "; ".join(f"{g}: {e}" for g, e in failures)
         )
     return [d.to_dict() for d in delivered]
-
-
-def _record_deliveries(journal_dir: str | None, fingerprint: str, delivered: list[DeliveredVideo]) -> None:
-    """Note deliveries in the journal, so that hooks and re-runs know they are done."""
-    if not delivered:
-        return
-    journal = Journal(journal_dir)
-    with journal.lock(fingerprint):
-        entry = journal.load(fingerprint)
-        if entry is None:
-            return
-        for d in delivered:
-            entry.deliveries[d.generation_id] = {"video": d.video, "sha256": d.sha256}
-        journal.save(entry)

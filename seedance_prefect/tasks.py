@@ -10,14 +10,16 @@ inside the client, which is the only place that sees it. Every task uses ``NO_CA
 never be answered from a cache, and the enqueue's idempotency comes from the durable journal
 (see :mod:`seedance_prefect.generation.journal` for why).
 
+The never-pay-twice enqueue, the rate-limit loop, the download and the synchronous generation are
+Prefect-free functions of :mod:`seedance_prefect.generation`; the tasks here only add the run
+logger, the flow run id and Prefect's retries around them.
+
 Customise any task the Prefect way, e.g. ``enqueue_generation.with_options(retries=5)``.
 """
 
 from __future__ import annotations
 
-import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,30 +27,25 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
 from prefect.tasks import exponential_backoff
 
-from . import limits
 from .client.completion import CompletionHub, wait_for_completion
 from .credentials import OxenCredentials
-from .delivery.folder import DeliveredVideo, sha256_file
+from .delivery.folder import DeliveredVideo
 from .delivery.targets import DeliveryTarget, resolve_target
 from .delivery.verify import verify_video_file
-from .errors import (
-    ApiError,
-    GenerationTimeout,
-    RateLimitedError,
-    SeedanceError,
-    VerificationFailed,
-    is_transient,
-)
-from .generation.journal import Journal, JournalEntry, row_matches
+from .errors import GenerationTimeout, VerificationFailed, is_transient
+from .generation.download import DownloadedVideo, download_generation, generate_and_save
+from .generation.enqueue import enqueue_once
+from .generation.journal import Journal
+from .generation.ratelimit import RATE_LIMIT_TRIES  # times a 429 to a POST is waited out in a task
 from .models import Generation, SeedanceRequest
 from .preflight.check import validate_request as _preflight_validate
 from .progress import ProgressReporter
 from .references.hosting import hosting_from_spec
-from .references.prepare import default_cache_dir
-from .references.prepare import prepare as prepare_media
+from .references.preprocess import default_cache_dir
+from .references.preprocess import prepare as prepare_media
 from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
 
 __all__ = [
@@ -64,8 +61,6 @@ __all__ = [
     "wait_for_generation",
 ]
 
-#: Times a 429 answer to a POST is waited out inside the task (nothing was created by a 429).
-RATE_LIMIT_TRIES = 5
 PROGRESS = {"queued": 0.1, "processing": 0.5}
 
 
@@ -93,31 +88,6 @@ RETRYING: dict[str, Any] = {
     "retry_condition_fn": retry_if_transient,
     "cache_policy": NO_CACHE,
 }
-
-
-@dataclass(frozen=True)
-class DownloadedVideo:
-    """A result file on local disk, not yet verified.
-
-    Attributes:
-        generation_id: The generation it came from.
-        path: Where it is.
-        sha256: Its checksum.
-        size_bytes: Its size.
-        source: ``"url"`` or ``"b64_json"``.
-        downloaded_at: Unix time the download finished.
-    """
-
-    generation_id: str
-    path: str
-    sha256: str
-    size_bytes: int
-    source: str
-    downloaded_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
 
 
 @task(name="validate_request", cache_policy=NO_CACHE)
@@ -187,68 +157,6 @@ def prepare_references(
     return prepared.request
 
 
-def _journal_body(request: SeedanceRequest) -> dict[str, Any]:
-    """The queue body as journaled: data: URIs shortened to a checksum (the journal stays small)."""
-    import hashlib
-
-    body = request.to_body("queue")
-    for name in ("input_images", "input_videos", "input_audios"):
-        if name in body:
-            body[name] = [
-                f"data:...;sha256={hashlib.sha256(u.encode()).hexdigest()}" if u.startswith("data:") else u
-                for u in body[name]
-            ]
-    return body
-
-
-def _recover(client: Any, entry: JournalEntry, since: float, count: int) -> list[str]:
-    """Find generations created by a POST whose answer was lost. Raises if the lookup fails."""
-    known = set(entry.generation_ids)
-    rows: list[Generation] = list(client.list(model=limits.MODEL_ID))
-    if len([r for r in rows if row_matches(r, entry.body, since=since)]) < count:
-        for status in ("succeeded", "failed"):
-            rows += client.list(model=limits.MODEL_ID, status=status)
-    found: list[Generation] = []
-    for row in rows:
-        if row.generation_id in known or any(f.generation_id == row.generation_id for f in found):
-            continue
-        if row_matches(row, entry.body, since=since):
-            found.append(row)
-    found.sort(key=lambda r: r.enqueued_at or 0.0)
-    return [r.generation_id for r in found[:count]]
-
-
-def _reattach(client: Any, entry: JournalEntry, count: int, logger: Any) -> list[str] | None:
-    """Return the generation ids to continue with, or None when a new POST is needed."""
-    last = entry.last_attempt
-    if last is None:
-        return None
-    if last.generation_ids:
-        usable = []
-        for gid in last.generation_ids:
-            try:
-                row = client.get(gid)
-            except ApiError as exc:
-                if exc.status_code == 404:
-                    continue
-                raise
-            if row.state in ("active", "succeeded"):
-                usable.append(gid)
-        if usable:
-            logger.info("Reattached to generation(s) %s from an earlier run", ", ".join(usable))
-            return list(last.generation_ids)
-        logger.info("The earlier generation(s) of this request failed; enqueuing a new one")
-        return None
-    if last.state == "posting":
-        found = _recover(client, entry, last.started_at, count)
-        if found:
-            last.record(found, recovered=True, detail="answer lost; found by listing the queue")
-            logger.warning("An earlier enqueue's answer was lost; adopted generation(s) %s", ", ".join(found))
-            return found
-        last.state, last.detail = "refused", "no generation found for a POST whose answer was lost"
-    return None
-
-
 @task(name="enqueue_generation", **RETRYING)
 def enqueue_generation(
     request: SeedanceRequest,
@@ -275,59 +183,17 @@ def enqueue_generation(
     Returns:
         One generation id per ``num_generations``.
     """
-    logger = get_run_logger()
-    journal = Journal(journal_dir)
-    fingerprint = request.fingerprint(run_key)
-    run_id = flow_run.get_id()
-    with journal.lock(fingerprint), credentials.get_client() as client:
-        entry = journal.load(fingerprint) or JournalEntry(
-            fingerprint=fingerprint, body=_journal_body(request)
+    with credentials.get_client() as client:
+        return enqueue_once(
+            client,
+            request,
+            journal=Journal(journal_dir),
+            run_key=run_key,
+            flow_run_id=flow_run.get_id(),
+            slot=slot,
+            log=get_run_logger(),
+            rate_limit_tries=RATE_LIMIT_TRIES,
         )
-        if run_id:
-            if run_id not in entry.flow_runs:
-                entry.flow_runs.append(run_id)
-            journal.link_flow_run(run_id, fingerprint)
-        ids = _reattach(client, entry, request.num_generations, logger)
-        if ids:
-            journal.save(entry)
-            if slot is not None:
-                slot.acquire()
-            return ids
-        # The attempt is on disk before the slot is waited for, so the POST follows the slot at
-        # once; a crash from here on is recovered by listing the queue from the saved (earlier) time.
-        attempt = entry.begin_attempt()
-        journal.save(entry)
-        if slot is not None:
-            slot.acquire()
-            attempt.started_at = time.time()
-        for _ in range(RATE_LIMIT_TRIES):
-            try:
-                rows = client.enqueue(request)
-            except RateLimitedError as exc:  # nothing was created: wait it out and post again
-                logger.info("Rate limited; waiting %.1f s before enqueuing", exc.retry_after or 1.0)
-                time.sleep(min(exc.retry_after or 1.0, 60.0))
-                continue
-            except SeedanceError as exc:
-                if not exc.transient:  # the service said no: nothing was created
-                    attempt.state, attempt.detail = "refused", str(exc)
-                    journal.save(entry)
-                    raise
-                # 5xx or a broken connection: the generation may exist. Look before posting again.
-                found = _recover(client, entry, attempt.started_at, request.num_generations)
-                journal.save(entry)  # without a find it stays "posting": the retry lists again first
-                if not found:
-                    raise
-                attempt.record(found, recovered=True, detail=f"answer lost ({type(exc).__name__})")
-                journal.save(entry)
-                logger.warning("Enqueue answer lost (%s); adopted generation(s) %s", exc, ", ".join(found))
-                return found
-            attempt.record([row.generation_id for row in rows])
-            journal.save(entry)
-            logger.info("Enqueued generation(s) %s", ", ".join(attempt.generation_ids))
-            return attempt.generation_ids
-        attempt.state, attempt.detail = "refused", "rate limited on every try"
-        journal.save(entry)
-        raise RateLimitedError(429, "rate_limited", "Still rate limited after several tries")
 
 
 @task(name="wait_for_generation", **{**RETRYING, "retries": 2})
@@ -395,17 +261,8 @@ def download_video(generation: Generation, credentials: OxenCredentials, workdir
 
     On a retry the row is read again, so an expired result link is refreshed.
     """
-    target = Path(workdir) / f"{generation.generation_id}.mp4"
     with credentials.get_client() as client:
-        row = generation
-        from prefect.runtime import task_run
-
-        if (task_run.get_run_count() or 1) > 1 or not row.result_url:
-            row = client.get(generation.generation_id)
-        path = client.download(row, target)
-    return DownloadedVideo(
-        generation.generation_id, str(path), sha256_file(path), Path(path).stat().st_size, "url", time.time()
-    )
+        return download_generation(client, generation, workdir, refresh=(task_run.get_run_count() or 1) > 1)
 
 
 @task(name="generate_sync", cache_policy=NO_CACHE, retries=0)
@@ -415,30 +272,10 @@ def generate_sync(request: SeedanceRequest, credentials: OxenCredentials, workdi
     Not retried: a lost answer of the synchronous endpoint cannot be recovered (it has no id), so
     a retry could pay twice. A 429 (nothing created) is waited out and posted again.
     """
-    logger = get_run_logger()
-    Path(workdir).mkdir(parents=True, exist_ok=True)
-    ident = f"sync-{request.fingerprint()[:12]}-{int(time.time())}"
-    inline = Path(workdir) / f"{ident}.mp4"
     with credentials.get_client() as client:
-        for _ in range(RATE_LIMIT_TRIES):
-            try:  # an inline (b64_json) video is decoded to disk while the answer arrives
-                result = client.generate(request, save_to=inline)
-                break
-            except RateLimitedError as exc:
-                logger.info("Rate limited; waiting %.1f s", exc.retry_after or 1.0)
-                time.sleep(min(exc.retry_after or 1.0, 60.0))
-        else:
-            raise RateLimitedError(429, "rate_limited", "Still rate limited after several tries")
-        if not result.videos:
-            raise SeedanceError("The synchronous endpoint answered without a video")
-        item = result.videos[0]
-        if item.saved_to:
-            path, source = Path(item.saved_to), "b64_json"
-        else:
-            path, source = client.download(item, inline), "url"
-    return DownloadedVideo(
-        ident, str(path), sha256_file(path), Path(path).stat().st_size, source, time.time()
-    )
+        return generate_and_save(
+            client, request, workdir, log=get_run_logger(), rate_limit_tries=RATE_LIMIT_TRIES
+        )
 
 
 @task(name="verify_video", cache_policy=NO_CACHE)

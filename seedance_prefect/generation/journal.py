@@ -33,15 +33,15 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from .._files import state_dir, write_json_atomic
 from ..models import Generation
 
-__all__ = ["Attempt", "Journal", "JournalEntry", "default_journal_dir", "row_matches"]
+__all__ = ["Attempt", "Delivery", "Journal", "JournalEntry", "default_journal_dir", "row_matches"]
 
 #: Seconds of clock difference tolerated between us and the service when matching rows.
 CLOCK_SKEW_SECONDS = 120.0
@@ -55,6 +55,22 @@ def default_journal_dir() -> Path:
         'journal'
     """
     return state_dir("journal")
+
+
+class Delivery(Protocol):
+    """A delivered output, as the journal notes it (e.g. a ``DeliveredVideo``)."""
+
+    @property
+    def generation_id(self) -> str:
+        """The generation the output came from."""
+
+    @property
+    def video(self) -> str:
+        """Where the video was delivered."""
+
+    @property
+    def sha256(self) -> str:
+        """The delivered video's checksum."""
 
 
 @dataclass
@@ -176,6 +192,43 @@ class Journal:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def record_deliveries(self, fingerprint: str, deliveries: Iterable[Delivery]) -> JournalEntry | None:
+        """Note delivered outputs in a fingerprint's entry, so that hooks and re-runs know they are done.
+
+        Each delivery is stored by generation id as ``{"video": ..., "sha256": ...}``, under the
+        fingerprint's lock. Nothing is written when there is no delivery or no entry.
+
+        Args:
+            fingerprint: The request's fingerprint.
+            deliveries: The outputs delivered (anything with ``generation_id``, ``video`` and
+                ``sha256``, e.g. :class:`~seedance_prefect.delivery.folder.DeliveredVideo`).
+
+        Returns:
+            The saved entry, or None when nothing was written.
+
+        Example:
+            >>> import tempfile
+            >>> from types import SimpleNamespace
+            >>> journal = Journal(tempfile.mkdtemp())
+            >>> journal.save(JournalEntry(fingerprint="abc"))
+            >>> done = SimpleNamespace(generation_id="g1", video="out/a.mp4", sha256="9f" * 32)
+            >>> journal.record_deliveries("abc", [done]).deliveries["g1"]["video"]
+            'out/a.mp4'
+            >>> journal.record_deliveries("unknown", [done]) is None
+            True
+        """
+        delivered = list(deliveries)
+        if not delivered:
+            return None
+        with self.lock(fingerprint):
+            entry = self.load(fingerprint)
+            if entry is None:
+                return None
+            for d in delivered:
+                entry.deliveries[d.generation_id] = {"video": d.video, "sha256": d.sha256}
+            self.save(entry)
+            return entry
 
     def link_flow_run(self, flow_run_id: str, fingerprint: str) -> None:
         """Remember that a flow run works on a fingerprint (used by cancellation hooks).
