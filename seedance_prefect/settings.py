@@ -37,6 +37,7 @@ from .limits import DEFAULT_BASE_URL, PRICE_PER_SECOND_USD
 __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
+    "DEFAULT_NOT_FOUND_GRACE_SECONDS",
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_SAFETY_POLL_INTERVAL",
     "DEFAULT_TIMEOUT_SECONDS",
@@ -62,6 +63,9 @@ DEFAULT_POLL_INTERVAL = 15.0
 #: Seconds between the safety polls of a wait driven by completion events (tasks and flows): the
 #: events say when to look, so the poll only covers a lost event or a dropped stream.
 DEFAULT_SAFETY_POLL_INTERVAL = 30.0
+#: Seconds after the start of a wait during which a 404 for a generation never seen is taken for the
+#: queue lagging behind the enqueue answer (every wait: ``client.wait``, tasks and flows).
+DEFAULT_NOT_FOUND_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """HTTP clients of the Oxen.ai inference API for Seedance 2.0 reference-to-video.
 
 :class:`SeedanceClient` (blocking) and :class:`AsyncSeedanceClient` (``async``) are twins with the
-same method names; both are thin layers over the shared, transport-independent logic of
-:mod:`seedance_prefect.client._http` (auth, error mapping, retries, wait decisions, atomic files).
+same method names; both are thin layers over the shared, transport-independent logic of the
+package's private modules: ``_config`` and ``_auth`` (key, base URL, auth scoped to the API
+origin), ``_calls`` and ``_errors`` (requests, answers, error mapping), ``_retry`` (retries),
+``_wait`` (the decisions of a wait) and ``_atomic`` (files written atomically).
 
 Guarantees:
 
@@ -50,29 +52,14 @@ from .._files import file_sha256
 from ..errors import DownloadError, SeedanceError
 from ..limits import MODEL_ID
 from ..models import CancelResult, CompletionEvent, Generation, SeedanceRequest, VideoItem, VideoResult
-from ..settings import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
-from ._http import (
-    AtomicFile,
-    Call,
-    OriginAuth,
-    RetryPolicy,
-    WaitTracker,
-    b64_text,
-    coerce_request,
-    download_url,
-    generation_rows,
-    invalid_response,
-    log_attempt,
-    parse_model,
-    public_url,
-    read_json,
-    resolve_api_key,
-    resolve_base_url,
-    save_b64_file,
-    ssl_context,
-    target_path,
-    user_agent_header,
-)
+from ..settings import DEFAULT_NOT_FOUND_GRACE_SECONDS, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
+from ._atomic import AtomicFile, b64_text, download_url, save_b64_file, target_path
+from ._auth import OriginAuth
+from ._calls import Call, coerce_request, generation_rows, log_attempt, parse_model, read_json
+from ._config import public_url, resolve_api_key, resolve_base_url, ssl_context, user_agent_header
+from ._errors import invalid_response
+from ._retry import RetryPolicy
+from ._wait import WaitTracker
 from .events import AsyncEventStream, EventStream
 from .inline_video import InlineVideoFile
 
@@ -219,9 +206,13 @@ class _BaseClient(Generic[H]):
         generation_id: str,
         timeout: float,
         poll_interval: float,
-        on_status: StatusCallback | None,
-        not_found_grace: float,
+        on_status: StatusCallback | None = None,
+        not_found_grace: float = DEFAULT_NOT_FOUND_GRACE_SECONDS,
     ) -> WaitTracker:
+        """The decisions of a wait for ``generation_id``, redacting this client's key.
+
+        Used by both twins' ``wait`` and by :func:`~seedance_prefect.client.completion.wait_for_completion`.
+        """
         return WaitTracker(
             generation_id,
             timeout=timeout,
@@ -468,7 +459,7 @@ class SeedanceClient(_BaseClient[httpx.Client]):
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         on_status: StatusCallback | None = None,
-        not_found_grace: float = 30.0,
+        not_found_grace: float = DEFAULT_NOT_FOUND_GRACE_SECONDS,
     ) -> Generation:
         """Poll a generation until it is terminal; return the succeeded row.
 
@@ -500,15 +491,16 @@ class SeedanceClient(_BaseClient[httpx.Client]):
         """
         tracker = self._wait_tracker(generation_id, timeout, poll_interval, on_status, not_found_grace)
         while True:
-            try:
-                row = self.get(generation_id)
-            except SeedanceError as exc:
-                if not tracker.tolerate(exc):
-                    raise
-            else:
-                if tracker.observe(row):
-                    return row
+            row = tracker.take(self._poll(generation_id))
+            if row is not None:
+                return row
             time.sleep(tracker.next_delay())
+
+    def _poll(self, generation_id: str) -> Generation | SeedanceError:
+        try:
+            return self.get(generation_id)
+        except SeedanceError as exc:
+            return exc
 
     def events(self, *, read_timeout: float | None = None) -> EventStream:
         """Subscribe to completion events (``GET /events``, server-sent events).
@@ -745,7 +737,7 @@ class AsyncSeedanceClient(_BaseClient[httpx.AsyncClient]):
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         on_status: StatusCallback | None = None,
-        not_found_grace: float = 30.0,
+        not_found_grace: float = DEFAULT_NOT_FOUND_GRACE_SECONDS,
     ) -> Generation:
         """Async :meth:`SeedanceClient.wait` (``on_status`` is a plain callable).
 
@@ -756,15 +748,16 @@ class AsyncSeedanceClient(_BaseClient[httpx.AsyncClient]):
         """
         tracker = self._wait_tracker(generation_id, timeout, poll_interval, on_status, not_found_grace)
         while True:
-            try:
-                row = await self.get(generation_id)
-            except SeedanceError as exc:
-                if not tracker.tolerate(exc):
-                    raise
-            else:
-                if tracker.observe(row):
-                    return row
+            row = tracker.take(await self._poll(generation_id))
+            if row is not None:
+                return row
             await anyio.sleep(tracker.next_delay())
+
+    async def _poll(self, generation_id: str) -> Generation | SeedanceError:
+        try:
+            return await self.get(generation_id)
+        except SeedanceError as exc:
+            return exc
 
     def events(self, *, read_timeout: float | None = None) -> AsyncEventStream:
         """Async :meth:`SeedanceClient.events`; ``await`` the stream or enter it to connect.

@@ -5,8 +5,12 @@ wakes the waiters whose generation completed. Each waiter also polls its row: ev
 ``poll_interval`` seconds (15-30 s is the documented advice for video) while the stream is down,
 every ``2 x poll_interval`` while it is up (a safety net, keeping a long wait under two requests a
 minute), and at once after the stream reconnects, because the service does not replay events
-missed while disconnected. The row
-from ``GET /ai/queue/{id}`` is always the authority: an event only says "look now".
+missed while disconnected. The row from ``GET /ai/queue/{id}`` is always the authority: an event
+only says "look now".
+
+This module only decides *when* to poll. What a poll's answer means (404 grace, transient errors,
+the exception of a terminal status, the deadline) is decided by the client's
+:class:`~seedance_prefect.client._wait.WaitTracker`, the same one ``SeedanceClient.wait`` uses.
 
 Example:
     ```python
@@ -27,21 +31,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import GenerationCancelled, GenerationFailed, GenerationTimeout, NotFoundError, is_transient
 from ..models import Generation
 from ..settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
+from ._client import SeedanceClient
 
 __all__ = ["CompletionHub", "wait_for_completion"]
 
 logger = logging.getLogger("seedance_prefect.client.completion")
 
-#: How long a 404 right after enqueue is taken for read-after-write lag.
-NOT_FOUND_GRACE_SECONDS = 30.0
 #: After an event said "done" while the row still says otherwise, poll again this soon, this often.
 EVENT_RECHECK_SECONDS = 0.5
 EVENT_RECHECKS = 5
 #: While the completion-event stream is connected, safety polls are this many times rarer.
 STREAM_UP_POLL_FACTOR = 2
+#: After a failed poll (a tolerated 404 or transient error), poll again at most this long after.
+RETRY_POLL_SECONDS = 2.0
 
 
 @dataclass
@@ -79,7 +83,17 @@ class CompletionHub:
 
     @classmethod
     def for_account(cls, base_url: str, api_key: str, client_factory: Callable[[], object]) -> CompletionHub:
-        """Return the process-wide hub of an account (the key is only hashed, never stored)."""
+        """Return the process-wide hub of an account (the key is only hashed, never stored).
+
+        The stream starts with the first :meth:`subscribe`, not here.
+
+        Example:
+            >>> hub = CompletionHub.for_account("https://hub.test/api", "k3y", lambda: None)
+            >>> hub is CompletionHub.for_account("https://hub.test/api", "k3y", lambda: None)
+            True
+            >>> hub is CompletionHub.for_account("https://hub.test/api", "other", lambda: None)
+            False
+        """
         ident = hashlib.sha256(f"{base_url}\0{api_key}".encode()).hexdigest()
         with cls._hubs_lock:
             hub = cls._hubs.get(ident)
@@ -139,16 +153,8 @@ class CompletionHub:
             delay = min(delay * 2, 15.0)
 
 
-def _finish(row: Generation) -> Generation:
-    if row.state == "succeeded":
-        return row
-    if row.state == "cancelled":
-        raise GenerationCancelled(row.generation_id, row.status, row.error_message)
-    raise GenerationFailed(row.generation_id, row.status, row.error_message)
-
-
 def wait_for_completion(
-    client: object,
+    client: SeedanceClient,
     generation_id: str,
     *,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
@@ -157,6 +163,12 @@ def wait_for_completion(
     on_change: Callable[[Generation], None] | None = None,
 ) -> Generation:
     """Wait until a generation is terminal; return its row if it succeeded.
+
+    Every answer of a poll is judged as by :meth:`SeedanceClient.wait
+    <seedance_prefect.client.SeedanceClient.wait>`: a 404 is read-after-write lag during the first
+    :data:`~seedance_prefect.settings.DEFAULT_NOT_FOUND_GRACE_SECONDS` (until the row is seen),
+    transient errors are tolerated until the deadline, and a failed row's ``error_message`` is
+    scrubbed of the API key.
 
     Args:
         client: A :class:`~seedance_prefect.client.SeedanceClient`.
@@ -172,55 +184,45 @@ def wait_for_completion(
     Raises:
         GenerationFailed: The generation failed or ended in an unknown terminal status.
         GenerationCancelled: The generation was cancelled.
-        GenerationTimeout: Not finished before the deadline (the caller decides whether to cancel).
+        GenerationTimeout: Not finished before the deadline (the caller decides whether to cancel),
+            chained from the last tolerated poll error, if any.
+        NotFoundError: Still unknown after the grace period, or gone after it was seen.
+        SeedanceError: A permanent error of a poll (e.g. 401).
 
     Example:
-        ```python
-        with SeedanceClient() as client:
-            row = wait_for_completion(client, "0b6f...", timeout=900, poll_interval=30)
-            client.download(row, "video.mp4")
-        ```
+        >>> import httpx
+        >>> def queue(request: httpx.Request) -> httpx.Response:
+        ...     return httpx.Response(200, json={"generation_id": "g1", "status": "succeeded"})
+        >>> http = httpx.Client(transport=httpx.MockTransport(queue))
+        >>> with SeedanceClient("k3y", base_url="https://hub.test/api", http_client=http) as client:
+        ...     wait_for_completion(client, "g1", timeout=5, poll_interval=1).status
+        'succeeded'
     """
-    started = time.monotonic()
-    deadline = started + timeout
+    tracker = client._wait_tracker(generation_id, timeout, poll_interval, on_change)
     sub = hub.subscribe(generation_id) if hub else None
     if hub:
         hub.connected.wait(timeout=min(5.0, timeout))  # subscribe before the first poll: no gap
-    last_status: str | None = None
     recheck = 0
     try:
         while True:
             try:
-                row = client.get(generation_id)  # type: ignore[attr-defined]
-            except NotFoundError:
-                if time.monotonic() - started > NOT_FOUND_GRACE_SECONDS:
-                    raise
-                row = None
-            except Exception as exc:
-                if not is_transient(exc) or time.monotonic() >= deadline:
-                    raise
-                logger.info("poll of %s failed (%s); trying again", generation_id, exc)
-                row = None
+                outcome: Generation | Exception = client.get(generation_id)
+            except Exception as exc:  # judged by the tracker: tolerated, or raised again
+                outcome = exc
+            row = tracker.take(outcome)
             if row is not None:
-                if row.status != last_status:
-                    last_status = row.status
-                    if on_change:
-                        on_change(row)
-                if row.is_terminal:
-                    return _finish(row)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise GenerationTimeout(generation_id, time.monotonic() - started, last_status)
+                return row
             # with the event stream up, a safety poll every 2 x poll_interval; without it, every poll_interval
             interval = poll_interval * (STREAM_UP_POLL_FACTOR if hub and hub.connected.is_set() else 1)
             wait_for = EVENT_RECHECK_SECONDS if recheck else interval
-            if row is None:  # not visible yet, or a failed poll: look again soon
-                wait_for = min(wait_for, 2.0)
+            if isinstance(outcome, Exception):  # not visible yet, or a failed poll: look again soon
+                wait_for = min(wait_for, RETRY_POLL_SECONDS)
             recheck = max(0, recheck - 1)
+            delay = tracker.next_delay(wait_for)  # raises GenerationTimeout past the deadline
             if sub is None:
-                time.sleep(min(wait_for, remaining))
+                time.sleep(delay)
                 continue
-            if sub.wake.wait(min(wait_for, remaining)):
+            if sub.wake.wait(delay):
                 # an event (or a reconnect) said "look now": poll at once, and a few more times
                 # shortly after, in case the row lags behind the event
                 recheck = EVENT_RECHECKS

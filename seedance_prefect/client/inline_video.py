@@ -29,7 +29,7 @@ from typing import Literal
 import httpx
 
 from ..errors import DownloadError
-from ._http import AtomicFile
+from ._atomic import AtomicFile
 
 __all__ = ["InlineVideoFile"]
 
@@ -39,7 +39,7 @@ MAX_ENVELOPE_BYTES = 1 << 20
 
 
 class InlineVideoFile(AtomicFile):
-    """An :class:`~seedance_prefect.client._http.AtomicFile` fed with a JSON answer, keeping only the video.
+    """An :class:`~seedance_prefect.client._atomic.AtomicFile` fed with a JSON answer, keeping only the video.
 
     Attributes:
         envelope: The answer's bytes with the first ``b64_json`` value emptied (valid JSON).

@@ -56,6 +56,8 @@ class FakeOxen:
     seen: list[Seen] = field(default_factory=list)
     polls: dict[str, int] = field(default_factory=dict)
     generations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: generation id -> the ``error_message`` it ends ``failed`` with (instead of succeeding).
+    failures: dict[str, str] = field(default_factory=dict)
     subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[str | None]]] = field(
         default_factory=list
     )
@@ -72,6 +74,7 @@ class FakeOxen:
         self.seen.clear()
         self.polls.clear()
         self.generations.clear()
+        self.failures.clear()
 
     def seen_at(self, host: str) -> list[Seen]:
         return [s for s in self.seen if s.host.split(":")[0] == host]
@@ -150,15 +153,16 @@ class FakeOxen:
                     headers={"Retry-After": "1"},
                 )
             done = count >= 3
+            failure = self.failures.get(gid) if done else None
             return JSONResponse(
                 {
                     "generation_id": gid,
                     "model_name": MODEL,
                     "prompt": self.generations[gid].get("prompt"),
                     "media_type": "video",
-                    "status": "succeeded" if done else "processing",
-                    "result_url": self.file_url(f"{gid}.mp4") if done else None,
-                    "error_message": None,
+                    "status": ("failed" if failure else "succeeded") if done else "processing",
+                    "result_url": self.file_url(f"{gid}.mp4") if done and not failure else None,
+                    "error_message": failure,
                     "enqueued_at": 1775091431,
                     "started_at": 1775091432,
                     "completed_at": 1775091500 if done else None,

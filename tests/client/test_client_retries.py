@@ -10,7 +10,8 @@ import pytest
 import respx
 
 from seedance_prefect.client import SeedanceClient
-from seedance_prefect.client._http import MAX_BACKOFF, RetryPolicy, parse_retry_after
+from seedance_prefect.client._errors import parse_retry_after
+from seedance_prefect.client._retry import MAX_BACKOFF, RetryPolicy
 from seedance_prefect.errors import (
     NotFoundError,
     RateLimitedError,

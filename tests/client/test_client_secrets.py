@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from seedance_prefect.client import SeedanceClient
-from seedance_prefect.client._http import OriginAuth
+from seedance_prefect.client._auth import OriginAuth
 from seedance_prefect.errors import SeedanceError
 from tests.client.client_testkit import BASE, GID, KEY, VIDEO, exception_text, row, url
 
