@@ -56,6 +56,7 @@ MOVED_MODULES: dict[str, str] = {
 class _AliasLoader(importlib.abc.Loader):
     def __init__(self, old: str, new: str) -> None:
         self.old, self.new = old, new
+        self._spec: importlib.machinery.ModuleSpec | None = None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         warnings.warn(
@@ -63,10 +64,14 @@ class _AliasLoader(importlib.abc.Loader):
             DeprecationWarning,
             stacklevel=2,
         )
-        return importlib.import_module(self.new)
+        module = importlib.import_module(self.new)
+        self._spec = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """Nothing to run: the moved module is already imported."""
+        """Nothing to run: the moved module is already imported. Give it back its own ``__spec__``,
+        which the import system overwrote with the alias's (relative imports and reload use it)."""
+        module.__spec__ = self._spec
 
 
 class _MovedModuleFinder(importlib.abc.MetaPathFinder):

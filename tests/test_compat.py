@@ -130,17 +130,6 @@ def test_old_path_warns_and_is_the_new_module(fresh_imports: dict[str, Any], old
     assert entry["new_name"] == P + new
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "_compat._AliasLoader.create_module returns the moved module, and importlib then sets its "
-        "__spec__ to the alias spec: after `import seedance_prefect.media.plan`, "
-        "seedance_prefect.references.plan.__spec__.name is 'seedance_prefect.media.plan', so a "
-        "relative import inside a function (references/plan.py _mime: `from .hosting import "
-        "mime_type`) warns `ImportWarning: __package__ != __spec__.parent` and importlib.reload() "
-        "of the new module does nothing"
-    ),
-)
 def test_old_path_import_leaves_the_new_modules_spec_alone(fresh_imports: dict[str, Any]) -> None:
     changed = {
         old: entry["new_spec_name"]
