@@ -49,7 +49,8 @@ MOVED_MODULES: dict[str, str] = {
     "storage": "delivery.targets",
     "budget": "batch.budget",
     "batch_runner": "batch.runner",
-    "runtime": "cli.commands",
+    "pipeline": "tasks",
+    "runtime": "cli.commands",  # which re-exports what moved on to cli.prefect_env and cli.demo
 }
 
 

@@ -7,7 +7,7 @@ run the rows on threads (:mod:`seedance_prefect.batch.runner`). Per row: ``prepa
 ``num_generations`` slots of the Prefect **global concurrency limit**, ``seedance-generations`` by
 default, from right before the POST until the generations are terminal) -> one task
 ``deliver <name>`` per video (download -> verify -> deliver) after the slots are given back (see
-:mod:`seedance_prefect.pipeline`). Because the limit lives on the Prefect server, it holds across
+:mod:`seedance_prefect.tasks`). Because the limit lives on the Prefect server, it holds across
 threads, flow runs and workers.
 
 Example:
@@ -46,10 +46,9 @@ from .delivery.targets import DeliveryTarget, resolve_target
 from .errors import BatchFailed, SeedanceError
 from .flows import _RUN_CREDENTIALS, cancel_remote_generations
 from .generation.journal import Journal
-from .pipeline import RowGenerations, deliver_generation, generate_row
 from .progress import ProgressReporter
 from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
-from .tasks import prepare_references
+from .tasks import RowGenerations, deliver_generation, generate_row, prepare_references
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

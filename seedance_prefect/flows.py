@@ -31,18 +31,18 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
 
 from .credentials import OxenCredentials, resolve_credentials
-from .delivery.folder import DeliveredVideo, default_name, safe_name
+from .delivery.folder import DeliveredVideo, default_name, safe_name, work_dirs
 from .delivery.targets import resolve_target
 from .errors import SeedanceError
 from .generation.journal import Journal
 from .models import SeedanceRequest
-from .pipeline import finish_generation
 from .pricing import estimate_cost
 from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
 from .tasks import (
     DownloadedVideo,
     download_video,
     enqueue_generation,
+    finish_generation,
     generate_sync,
     prepare_references,
     validate_request,
@@ -213,7 +213,7 @@ def reference_to_video(
     target.check()  # before references are uploaded and before anything is paid
     prepared = prepare_references(req, creds, hosting, repository, fix_references)
     cost = estimate_cost(req.duration, 1 if sync else req.num_generations)
-    work = out / ".seedance-work"
+    work, _ = work_dirs(out)
     delivered: list[DeliveredVideo] = []
     failures: list[tuple[str, BaseException]] = []
 

@@ -19,12 +19,16 @@ Customise any task the Prefect way, e.g. ``enqueue_generation.with_options(retri
 
 from __future__ import annotations
 
+import re
+import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prefect import task
 from prefect.artifacts import create_table_artifact
+from prefect.assets import materialize
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run, task_run
@@ -32,10 +36,11 @@ from prefect.tasks import exponential_backoff
 
 from .client.completion import CompletionHub, wait_for_completion
 from .credentials import OxenCredentials
-from .delivery.folder import DeliveredVideo
+from .delivery.folder import DeliveredVideo, work_dirs
+from .delivery.sidecar import build_sidecar
 from .delivery.targets import DeliveryTarget, resolve_target
 from .delivery.verify import verify_video_file
-from .errors import GenerationTimeout, VerificationFailed, is_transient
+from .errors import GenerationTimeout, SeedanceError, VerificationFailed, is_transient
 from .generation.download import DownloadedVideo, download_generation, generate_and_save
 from .generation.enqueue import enqueue_once
 from .generation.journal import Journal
@@ -50,9 +55,14 @@ from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
 
 __all__ = [
     "DownloadedVideo",
+    "RowGenerations",
+    "SlotHold",
+    "deliver_generation",
     "deliver_video",
     "download_video",
     "enqueue_generation",
+    "finish_generation",
+    "generate_row",
     "generate_sync",
     "prepare_references",
     "retry_if_transient",
@@ -67,14 +77,15 @@ PROGRESS = {"queued": 0.1, "processing": 0.5}
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect ``retry_condition_fn``: retry only what :func:`~seedance_prefect.errors.is_transient` allows.
 
-    Example:
-        ```python
-        from prefect import task
-        from seedance_prefect.tasks import retry_if_transient
+        Example:
+            ```python
+            from prefect import task
+    from prefect.assets import materialize
+            from seedance_prefect.tasks import retry_if_transient
 
-        @task(retries=3, retry_condition_fn=retry_if_transient)
-        def my_step(): ...
-        ```
+            @task(retries=3, retry_condition_fn=retry_if_transient)
+            def my_step(): ...
+            ```
     """
     exc = state.result(raise_on_failure=False)
     return isinstance(exc, BaseException) and is_transient(exc)
@@ -330,3 +341,206 @@ def deliver_video(
         "Delivered %s (%d bytes, sha256 %s)", delivered.video, delivered.size_bytes, delivered.sha256[:12]
     )
     return delivered
+
+
+# Steps composed from the tasks above: the single flow's verify -> sidecar -> deliver, and a batch's
+# two task runs per generation (enqueue + wait, then download + verify + deliver). Every task run is
+# a handful of events the Prefect server must write, so a batch uses two per generation, not six.
+
+_ASSET_KEY_OK = re.compile(r"^[A-Za-z0-9/_.:\-]+$")
+
+
+def _asset_key(target: DeliveryTarget, name: str) -> str | None:
+    key = target.asset_key(name)
+    return key if key and _ASSET_KEY_OK.match(key) and len(key) <= 512 else None
+
+
+def _delivering(step: Any, options: dict[str, Any], target: DeliveryTarget, name: str) -> Any:
+    """``step`` (a task), or the same function as an asset materialization of the delivered video
+    (with the same task ``options``) when the target makes a valid asset key of ``name``."""
+    key = _asset_key(target, name)
+    return step if key is None else materialize(key, by="seedance-prefect", **options)(step.fn)
+
+
+def _deliver(
+    video: DownloadedVideo, target: DeliveryTarget, output: Path, name: str, sidecar: dict[str, Any]
+) -> DeliveredVideo:
+    """Run ``deliver_video``, as an asset materialization when the target makes a valid asset key."""
+    step = _delivering(deliver_video, DELIVER_VIDEO_OPTIONS, target, name)
+    return step(video, str(output), name, sidecar, target)
+
+
+def finish_generation(
+    video: DownloadedVideo,
+    row: Generation | None,
+    request: SeedanceRequest,
+    *,
+    name: str,
+    output: str | Path,
+    target: DeliveryTarget,
+    endpoint: str = "queue",
+    cost_usd: float | None = None,
+    started: float | None = None,
+) -> DeliveredVideo:
+    """Verify a downloaded video, build its sidecar and deliver both to ``target`` (two task runs).
+
+    Args:
+        video: The downloaded, not yet verified video.
+        row: The generation's queue row (None for the synchronous endpoint).
+        request: The request it was made from (checked against the video).
+        name: Base name of the delivered files.
+        output: Local folder whose ``rejected/`` keeps videos that fail verification.
+        target: Where to deliver.
+        endpoint: ``"queue"`` or ``"sync"`` (recorded in the sidecar's request body).
+        cost_usd: Estimated cost of this video, for the sidecar.
+        started: Unix time the flow started, for the sidecar's timings.
+
+    Returns:
+        The delivery.
+    """
+    _, rejected = work_dirs(output)
+    probe = verify_video(video, request, str(rejected))
+    sidecar = build_sidecar(video, row, request, probe, endpoint, cost_usd, started)
+    return _deliver(video, target, Path(output).resolve(), name, sidecar)
+
+
+class SlotHold(Protocol):
+    """What :func:`generate_row` needs of a concurrency slot: idempotent acquire and release."""
+
+    def acquire(self) -> None: ...
+    def release(self) -> None: ...
+
+
+@dataclass
+class RowGenerations:
+    """What :func:`generate_row` leaves for the delivery of a row's videos.
+
+    Attributes:
+        ids: Every generation id of the row, in order.
+        finished: ``(index, row)`` of each generation that succeeded.
+        failures: ``"<id>: <reason>"`` of each generation that failed, was cancelled or timed out.
+    """
+
+    ids: list[str]
+    finished: list[tuple[int, Generation]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+@task(name="generate_row", task_run_name="generate {name}", **RETRYING)
+def generate_row(
+    request: SeedanceRequest,
+    credentials: OxenCredentials,
+    name: str,
+    run_key: str | None = None,
+    journal_dir: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_interval: float = DEFAULT_SAFETY_POLL_INTERVAL,
+    slot: SlotHold | None = None,
+) -> RowGenerations:
+    """Enqueue a request once (or reattach to it) and wait until its generations are terminal.
+
+    The steps of ``enqueue_generation`` and ``wait_for_generation`` in one task run (no progress
+    artifact per generation). A transient error retries the task, which reattaches to the
+    generations it already enqueued (the journal), so nothing is paid twice; a generation that
+    fails, is cancelled or times out is recorded in ``failures`` and the others go on.
+
+    With ``slot``, the task takes it (``slot.acquire()``) right before it posts (after the journal
+    is read and the attempt written) and gives it back (``slot.release()``) as soon as every
+    generation is terminal, so a concurrency slot is held only while generations are in flight. A
+    retry keeps the slot taken on the first try.
+
+    Args:
+        request: A validated request whose references are reachable.
+        credentials: The account.
+        name: The row's name (names the task run).
+        run_key: Extra key that makes otherwise equal requests distinct.
+        journal_dir: Where the journal lives.
+        timeout: Deadline for each generation; past it the generation is cancelled.
+        poll_interval: Seconds between fallback polls.
+        slot: The concurrency permits of the row (see above), e.g. a batch's
+            :class:`~seedance_prefect.batch.runner.Permits`.
+
+    Returns:
+        The generation ids, the succeeded rows and the failures.
+    """
+    generated = RowGenerations(enqueue_generation.fn(request, credentials, run_key, journal_dir, slot))
+    for index, gid in enumerate(generated.ids):
+        try:
+            row = wait_for_generation.fn(gid, credentials, timeout, poll_interval, progress=False)
+        except SeedanceError as exc:
+            if exc.transient:
+                raise  # the retry reattaches; the generations are not lost
+            generated.failures.append(f"{gid}: {exc}")
+        else:
+            generated.finished.append((index, row))
+    if slot is not None:
+        slot.release()  # every generation is terminal: nothing of this row is in flight
+    return generated
+
+
+def _download_verify_deliver(
+    row: Generation,
+    credentials: OxenCredentials,
+    request: SeedanceRequest,
+    name: str,
+    output: str,
+    target: DeliveryTarget,
+    cost_usd: float | None = None,
+    started: float | None = None,
+) -> DeliveredVideo:
+    work, rejected = work_dirs(output)
+    video = download_video.fn(row, credentials, str(work))
+    probe = verify_video.fn(video, request, str(rejected))
+    sidecar = build_sidecar(video, row, request, probe, "queue", cost_usd, started)
+    return deliver_video.fn(video, str(Path(output).resolve()), name, sidecar, target)
+
+
+_DELIVER_OPTIONS: dict[str, Any] = {
+    "name": "deliver_generation",
+    "task_run_name": "deliver {name}",
+    **RETRYING,
+}
+_deliver_generation = task(**_DELIVER_OPTIONS)(_download_verify_deliver)
+
+
+def deliver_generation(
+    row: Generation,
+    credentials: OxenCredentials,
+    request: SeedanceRequest,
+    *,
+    name: str,
+    output: str | Path,
+    target: DeliveryTarget,
+    cost_usd: float | None = None,
+    started: float | None = None,
+) -> DeliveredVideo:
+    """Download, verify and deliver a succeeded generation in one task run.
+
+    The task is an asset materialization of the delivered video when the target gives a valid
+    asset key. A transient error (download or storage) retries the whole step; a video that does
+    not verify is moved to ``<output>/rejected/`` and fails it at once.
+
+    Args:
+        row: The generation's terminal (succeeded) queue row.
+        credentials: The account.
+        request: The request it was made from.
+        name: Base name of the delivered files.
+        output: Local folder for the work files and rejected videos.
+        target: Where to deliver.
+        cost_usd: Estimated cost of this video, for the sidecar.
+        started: Unix time the flow started, for the sidecar's timings.
+
+    Returns:
+        The delivery.
+    """
+    step = _delivering(_deliver_generation, _DELIVER_OPTIONS, target, name)
+    return step(
+        row,
+        credentials,
+        request,
+        name,
+        str(output),
+        target,
+        cost_usd,
+        time.time() if started is None else started,
+    )

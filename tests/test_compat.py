@@ -47,6 +47,7 @@ OLD_PATHS = {
     "budget",
     "batch_runner",
     "runtime",
+    "pipeline",
 }
 
 #: Names of seedance_prefect.media that moved to seedance_prefect.references.

@@ -73,8 +73,10 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "deliver_video",
         "retry_if_transient",
         "DownloadedVideo",
+        "generate_row",
+        "deliver_generation",
+        "finish_generation",
     ],
-    "seedance_prefect.pipeline": ["generate_row", "deliver_generation"],
     "seedance_prefect.preflight": [
         "check_request",
         "validate_request",
@@ -110,9 +112,14 @@ PUBLIC_NAMES: dict[str, list[str]] = {
 MODULE_ALL: dict[str, list[str]] = {
     "seedance_prefect.tasks": [
         "DownloadedVideo",
+        "RowGenerations",
+        "SlotHold",
+        "deliver_generation",
         "deliver_video",
         "download_video",
         "enqueue_generation",
+        "finish_generation",
+        "generate_row",
         "generate_sync",
         "prepare_references",
         "retry_if_transient",
@@ -135,8 +142,8 @@ TASK_NAMES: dict[tuple[str, str], str] = {
     ("seedance_prefect.tasks", "generate_sync"): "generate_sync",
     ("seedance_prefect.tasks", "verify_video"): "verify_video",
     ("seedance_prefect.tasks", "deliver_video"): "deliver_video",
-    ("seedance_prefect.pipeline", "generate_row"): "generate_row",
-    ("seedance_prefect.pipeline", "_deliver_generation"): "deliver_generation",  # run by deliver_generation()
+    ("seedance_prefect.tasks", "generate_row"): "generate_row",
+    ("seedance_prefect.tasks", "_deliver_generation"): "deliver_generation",  # run by deliver_generation()
     ("seedance_prefect.batch_flows", "validate_manifest"): "validate_manifest",
 }
 
@@ -230,7 +237,6 @@ def test_module_all_is_pinned(module: str) -> None:
         "seedance_prefect.flows",
         "seedance_prefect.generation",
         "seedance_prefect.media",
-        "seedance_prefect.pipeline",
         "seedance_prefect.preflight",
         "seedance_prefect.progress",
         "seedance_prefect.references",
@@ -276,7 +282,7 @@ def test_every_task_of_the_prefect_layer_is_pinned() -> None:
     from prefect import Task
 
     found = set()
-    for module in ("seedance_prefect.tasks", "seedance_prefect.pipeline", "seedance_prefect.batch_flows"):
+    for module in ("seedance_prefect.tasks", "seedance_prefect.batch_flows"):
         mod = importlib.import_module(module)
         found |= {(module, name) for name, value in vars(mod).items() if isinstance(value, Task)}
     # tasks imported from another module are counted where they are defined

@@ -56,7 +56,6 @@ RANKS: dict[str, int] = {
     "credentials": 8,
     "progress": 8,
     "tasks": 8,
-    "pipeline": 8,
     "flows": 8,
     "batch_flows": 8,
     "cli": 9,

@@ -19,7 +19,7 @@ from typing import Any
 from .._files import file_sha256, write_json_atomic
 from ..errors import FieldProblem, InvalidRequest
 
-__all__ = ["DeliveredVideo", "default_name", "deliver_to_folder", "safe_name"]
+__all__ = ["DeliveredVideo", "default_name", "deliver_to_folder", "safe_name", "work_dirs"]
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME_CHARS = 100
@@ -180,3 +180,15 @@ def deliver_to_folder(
     sidecar = {**sidecar, "sha256": digest, "size_bytes": size, "video": target.name}
     write_json_atomic(sidecar_path, sidecar, indent=2, default=str)
     return DeliveredVideo(generation_id, str(target), str(sidecar_path), digest, size, reused)
+
+
+def work_dirs(output: str | Path) -> tuple[Path, Path]:
+    """Return the local ``(work, rejected)`` folders under ``output``: downloads land in the first,
+    videos that fail verification are kept in the second.
+
+    Example:
+        >>> [p.name for p in work_dirs("/tmp/videos")]
+        ['.seedance-work', 'rejected']
+    """
+    out = Path(output).resolve()
+    return out / ".seedance-work", out / "rejected"
