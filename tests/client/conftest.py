@@ -1,6 +1,6 @@
 """Fixtures of the client tests: environment hygiene, respx router, clients and a real HTTP fake.
 
-The fake (``oxen`` fixture, see ``client_fake_oxen.py``) is a small Starlette app served by uvicorn
+The fake (``oxen`` fixture, see ``fakeoxenkit.py``) is a small Starlette app served by uvicorn
 on 127.0.0.1 in a thread; result files are served under the host name ``localhost``.
 """
 
@@ -14,8 +14,8 @@ import respx
 import uvicorn
 
 from seedance_prefect.client import AsyncSeedanceClient, SeedanceClient
-from tests.client.client_fake_oxen import FakeOxen, wait_for
-from tests.client.client_testkit import BASE, KEY
+from tests.client.clientkit import BASE, KEY
+from tests.client.fakeoxenkit import FakeOxen, wait_for
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from seedance_prefect.errors import (
     SeedanceConnectionError,
     ServerError,
 )
-from tests.client.client_testkit import (
+from tests.client.clientkit import (
     BASE,
     GID,
     KEY,

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from seedance_prefect.client import AsyncSeedanceClient, SeedanceClient
 from seedance_prefect.errors import AuthenticationError
-from tests.client.client_testkit import BASE, KEY, row, url
+from tests.client.clientkit import BASE, KEY, row, url
 
 
 @pytest.mark.parametrize("cls", [SeedanceClient, AsyncSeedanceClient])

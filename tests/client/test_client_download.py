@@ -16,7 +16,7 @@ from seedance_prefect.client import SeedanceClient, sha256_file
 from seedance_prefect.client._atomic import iter_b64_chunks
 from seedance_prefect.errors import DownloadError, NotFoundError
 from seedance_prefect.models import CompletionEvent, Generation, VideoItem, VideoResult
-from tests.client.client_testkit import BASE, GID, KEY, VIDEO, VIDEO_B64, part_files, row
+from tests.client.clientkit import BASE, GID, KEY, VIDEO, VIDEO_B64, part_files, row
 
 RESULT = "https://cdn.test/renders/v.mp4?X-Signature=abc"
 

@@ -13,7 +13,7 @@ from httpx_sse import ServerSentEvent
 from seedance_prefect.client import SeedanceClient
 from seedance_prefect.client.events import COMPLETION_EVENT, iter_completion_events, parse_event
 from seedance_prefect.errors import ApiError, AuthenticationError, SeedanceConnectionError
-from tests.client.client_testkit import url
+from tests.client.clientkit import url
 
 SUCCESS = '{"generation_id":"g1","status":"succeeded","media_type":"video","model":"m","url":"https://cdn.test/1.mp4"}'
 FAILURE = '{"generation_id":"g2","status":"failed","media_type":"video","error":"Insufficient credits"}'

@@ -14,8 +14,8 @@ import pytest
 from seedance_prefect.client import AsyncSeedanceClient, SeedanceClient, sha256_file
 from seedance_prefect.client.events import COMPLETION_EVENT
 from seedance_prefect.errors import AuthenticationError, DownloadError
-from tests.client.client_fake_oxen import FakeOxen, wait_for
-from tests.client.client_testkit import KEY, VIDEO, part_files
+from tests.client.clientkit import KEY, VIDEO, part_files
+from tests.client.fakeoxenkit import FakeOxen, wait_for
 
 
 def assert_key_only_at_api(oxen: FakeOxen) -> None:

@@ -18,7 +18,7 @@ from seedance_prefect.errors import (
     ServerError,
 )
 from seedance_prefect.models import SeedanceRequest
-from tests.client.client_testkit import GID, MODEL, VIDEO_B64, not_found, row, url
+from tests.client.clientkit import GID, MODEL, VIDEO_B64, not_found, row, url
 
 
 def body_of(route: respx.Route) -> dict:

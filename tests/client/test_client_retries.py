@@ -19,7 +19,7 @@ from seedance_prefect.errors import (
     ServerError,
     is_transient,
 )
-from tests.client.client_testkit import BASE, KEY, row, url
+from tests.client.clientkit import BASE, KEY, row, url
 
 
 def unavailable() -> httpx.Response:

@@ -12,7 +12,7 @@ import respx
 from seedance_prefect.client import SeedanceClient
 from seedance_prefect.client._auth import OriginAuth
 from seedance_prefect.errors import SeedanceError
-from tests.client.client_testkit import BASE, GID, KEY, VIDEO, exception_text, row, url
+from tests.client.clientkit import BASE, GID, KEY, VIDEO, exception_text, row, url
 
 
 def test_authorization_only_to_api_origin(

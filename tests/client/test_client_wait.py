@@ -18,7 +18,7 @@ from seedance_prefect.errors import (
     SeedanceConnectionError,
 )
 from seedance_prefect.models import Generation
-from tests.client.client_testkit import GID, not_found, row, url
+from tests.client.clientkit import GID, not_found, row, url
 
 FAST = {"poll_interval": 0.01, "timeout": 5.0}
 

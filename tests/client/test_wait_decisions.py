@@ -29,8 +29,8 @@ from seedance_prefect.errors import (
 )
 from seedance_prefect.models import Generation
 from seedance_prefect.settings import DEFAULT_NOT_FOUND_GRACE_SECONDS
-from tests.client.client_fake_oxen import FakeOxen
-from tests.client.client_testkit import BASE, GID, KEY, exception_text, not_found, row, url
+from tests.client.clientkit import BASE, GID, KEY, exception_text, not_found, row, url
+from tests.client.fakeoxenkit import FakeOxen
 
 Waiter = Callable[..., Generation]
 FAST: dict[str, Any] = {"poll_interval": 0.01, "timeout": 5.0}

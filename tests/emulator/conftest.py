@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from seedance_prefect.emulator import EmulatorConfig, RunningEmulator, run_emulator
-from tests.emulator.emulator_testlib import API_KEY, make_client
+from tests.emulator.emulatorkit import API_KEY, make_client
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from seedance_prefect.emulator import RunningEmulator
-from tests.emulator.emulator_testlib import (
+from tests.emulator.emulatorkit import (
     API_KEY,
     assert_structured_error,
     make_client,

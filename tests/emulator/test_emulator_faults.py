@@ -9,7 +9,7 @@ import pytest
 
 from seedance_prefect.emulator import RunningEmulator, parse_faults
 from seedance_prefect.emulator.faults import FAIL_MESSAGES
-from tests.emulator.emulator_testlib import (
+from tests.emulator.emulatorkit import (
     MODEL,
     assert_structured_error,
     make_client,

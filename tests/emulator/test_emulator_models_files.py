@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from seedance_prefect.emulator import RunningEmulator
-from tests.emulator.emulator_testlib import (
+from tests.emulator.emulatorkit import (
     API_KEY,
     MODEL,
     assert_structured_error,

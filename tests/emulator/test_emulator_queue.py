@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from seedance_prefect.emulator import RunningEmulator
-from tests.emulator.emulator_testlib import (
+from tests.emulator.emulatorkit import (
     MODEL,
     assert_row,
     assert_structured_error,

@@ -10,7 +10,7 @@ import pytest
 
 from seedance_prefect.emulator import RunningEmulator
 from seedance_prefect.emulator.render import RenderSpec, frame_size, render_mp4
-from tests.emulator.emulator_testlib import inspect_mp4, make_client, request_body
+from tests.emulator.emulatorkit import inspect_mp4, make_client, request_body
 
 
 @pytest.mark.parametrize(

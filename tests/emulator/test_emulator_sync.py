@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from seedance_prefect.emulator import RunningEmulator
-from tests.emulator.emulator_testlib import MODEL, assert_structured_error, inspect_mp4, request_body
+from tests.emulator.emulatorkit import MODEL, assert_structured_error, inspect_mp4, request_body
 
 RESULT_URL = re.compile(
     r"^http://localhost:(\d+)/api/repos/emulator/results/files/main/[^/]+/video\.mp4\?sig=\w+$"

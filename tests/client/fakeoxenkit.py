@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tests.client.client_testkit import KEY, MODEL, VIDEO
+from tests.client.clientkit import KEY, MODEL, VIDEO
 
 
 def wait_for(condition: Any, timeout: float = 5.0, what: str = "condition") -> None:

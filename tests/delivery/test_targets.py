@@ -18,7 +18,7 @@ from seedance_prefect.delivery.targets import (
     resolve_target,
 )
 from seedance_prefect.errors import InvalidRequest
-from tests.storage.conftest import BUCKET
+from tests.delivery.conftest import BUCKET
 
 
 def _video(tmp_path: Path, data: bytes, name: str = "g1.mp4") -> Path:
