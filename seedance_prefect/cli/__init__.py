@@ -1,7 +1,13 @@
 """The ``seedance`` command (plan, generate, batch, emulator, demo).
 
-- :mod:`.main`: argument parsing and exit codes; ``seedance plan`` imports no Prefect.
-- :mod:`.commands`: ``generate`` and ``batch`` runs, the local Prefect environment, the demo.
+- :mod:`.main`: argument parsing and exit codes (``EXIT_*``); ``seedance plan`` imports no Prefect.
+- :mod:`.commands`: the ``generate`` and ``batch`` runs and their printing (and the old path
+  ``seedance_prefect.runtime``, which re-exports the names that moved to the two modules below).
+- :mod:`.prefect_env`: the local Prefect environment (defaults, no flow run heartbeats).
+- :mod:`.interrupt`: Ctrl-C and SIGTERM cancel the run's remote generations first, then interrupt.
+- :mod:`.demo`: ``seedance demo``.
+
+The CLI is the top layer: it may import anything, nothing else in the package imports it.
 
 Example:
     >>> from seedance_prefect.cli import main

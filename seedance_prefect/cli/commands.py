@@ -1,92 +1,57 @@
-"""Running flows from the command line: Prefect defaults for a quiet, patient start, and the demo.
+"""The ``generate`` and ``batch`` commands: run a flow in this process and print what it delivered.
 
-Prefect's embedded (ephemeral) server needs about 35 s for its first start on a 2-core machine,
-past Prefect's default 20 s timeout, and logs telemetry failures when offline. Before Prefect is
-imported this module sets, unless the user already set them:
+- :func:`run_generate` runs ``reference_to_video``; :func:`run_batch` runs the batch flow after
+  reading the manifest, the journal and the budget before Prefect starts (bad input fails in a
+  second); :func:`format_summary` prints a batch's summary.
+- While a flow runs, Ctrl-C and SIGTERM first cancel its remote generations, then interrupt
+  (:mod:`seedance_prefect.cli.interrupt`); Prefect runs with the environment of
+  :mod:`seedance_prefect.cli.prefect_env`.
 
-- ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=180``
-- ``PREFECT_SERVER_ANALYTICS_ENABLED=false``
-- ``PREFECT_SERVER_LOGGING_LEVEL=WARNING`` (the embedded server's own chatter)
+The old module path ``seedance_prefect.runtime`` (before the ``cli`` package) is this module, with
+a :class:`DeprecationWarning` (``seedance_prefect._compat``). The names it had that now live in
+:mod:`.prefect_env` and :mod:`.demo` are re-exported here for it (``runtime.local_flow_settings``,
+``runtime.run_demo``...); import them from their new modules. Nothing here imports Prefect until
+a command runs.
 
-Flows that the CLI runs in its own process (not through a deployment) run without Prefect's flow
-run heartbeats, unless ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` is set (see
-:func:`local_flow_settings`).
+Example:
+    >>> from seedance_prefect.cli.commands import run_generate
+    >>> run_generate.__module__
+    'seedance_prefect.cli.commands'
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
+from .demo import DEMO_PROMPT as DEMO_PROMPT  # re-exported for seedance_prefect.runtime
+from .demo import make_demo_request as make_demo_request  # re-exported for seedance_prefect.runtime
+from .demo import run_demo as run_demo  # re-exported for seedance_prefect.runtime
+from .interrupt import cancel_first_on_interrupt
+from .main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from .prefect_env import HEARTBEAT_SETTINGS as HEARTBEAT_SETTINGS  # re-exported for seedance_prefect.runtime
+from .prefect_env import PREFECT_DEFAULTS as PREFECT_DEFAULTS  # re-exported for seedance_prefect.runtime
+from .prefect_env import apply_prefect_defaults, local_flow_settings
 
-PREFECT_DEFAULTS = {
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
-}
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def apply_prefect_defaults() -> None:
-    """Set the Prefect environment defaults above (never overriding the user's own)."""
-    for key, value in PREFECT_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-
-
-HEARTBEAT_SETTINGS = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
+__all__ = ["format_summary", "run_batch", "run_generate"]
 
 
 @contextlib.contextmanager
-def local_flow_settings() -> Iterator[None]:
-    """Prefect settings for flows called in this process: no flow run heartbeats, unless asked for.
-
-    Prefect 3.9 sends a heartbeat event every 180 s from a thread that sleeps in 1 s steps and
-    is joined when the flow ends, which adds up to 1 s (0.5 s on average) to every flow run and
-    subflow. The heartbeats feed Prefect's zombie-run automations for runs started by workers;
-    a flow the CLI calls in its own process ends with the process, and its hooks cancel its
-    remote work. So the ``seedance`` commands switch them off, unless
-    ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` (or its legacy name) is set or the active profile sets
-    another frequency; deployments run by workers keep Prefect's default.
-
-    Example:
-        ```python
-        from seedance_prefect.flows import reference_to_video
-        from seedance_prefect.cli.commands import local_flow_settings
-
-        with local_flow_settings():
-            for request in requests:
-                reference_to_video(request, output="videos")
-        ```
-    """
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
-    from prefect.settings.models.flows import FlowsSettings
-
-    default = FlowsSettings.model_fields["heartbeat_frequency"].default
-    asked = any(name in os.environ for name in HEARTBEAT_SETTINGS)
-    if asked or get_current_settings().flows.heartbeat_frequency != default:
-        yield
-        return
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
-
-
-def _sigterm_as_interrupt() -> None:
-    """Turn SIGTERM into KeyboardInterrupt, so a terminated run cancels its remote work too."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, handler)
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C and SIGTERM cancel the command's remote generations first, then say so and interrupt."""
+    with cancel_first_on_interrupt() as interrupt:
+        try:
+            yield
+        except KeyboardInterrupt:
+            message = interrupt.describe()
+            if message:
+                print(message, file=sys.stderr)
+            raise
 
 
 def _print_deliveries(deliveries: list[dict[str, Any]]) -> None:
@@ -121,44 +86,66 @@ def run_generate(
 ) -> int:
     """Run the ``reference_to_video`` flow for the CLI and return its exit code.
 
+    Args:
+        request: The validated request (or its dict).
+        output: Output folder (work files, and the delivery folder without ``deliver_to``).
+        sync: Use the synchronous endpoint.
+        new: Force a fresh generation instead of reattaching to an earlier one.
+        run_key: Extra key that makes this run distinct from equal requests.
+        name: Base name of the delivered files.
+        credentials: A saved ``OxenCredentials`` block's name (None: the environment).
+        timeout: Seconds to wait for each generation.
+        poll_interval: Seconds between fallback polls.
+        deliver_to: Deliver to this fsspec URL or saved block instead of ``output``.
+        hosting: How local references reach the service (``data``, ``oxen``, ``s3-bucket/NAME``).
+        repository: Oxen repository for ``oxen`` hosting.
+
     Returns:
         0 delivered, 1 generation/download/verification/delivery failed, 2 invalid input.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C or SIGTERM, after the remote generations were cancelled.
+
+    Example:
+        ```python
+        code = run_generate({"prompt": "A kite over the dunes", "duration": "4"}, output=Path("videos"))
+        ```
     """
     apply_prefect_defaults()
-    _sigterm_as_interrupt()
-    from ..credentials import resolve_credentials
-    from ..errors import AuthenticationError, InvalidRequest, SeedanceError
+    with _interruptible():
+        from ..credentials import resolve_credentials
+        from ..errors import AuthenticationError, InvalidRequest, SeedanceError
 
-    try:  # a missing key is bad input: say so before starting Prefect
-        resolve_credentials(credentials)
-    except AuthenticationError as exc:
-        print(f"error: {exc.detail}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    from ..flows import reference_to_video
+        try:  # a missing key is bad input: say so before starting Prefect
+            resolve_credentials(credentials)
+        except AuthenticationError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        from ..flows import reference_to_video
 
-    try:
-        with local_flow_settings():
-            deliveries = reference_to_video(
-                request,
-                credentials=credentials,
-                output=str(output),
-                sync=sync,
-                name=name,
-                run_key=run_key,
-                new=new,
-                timeout_seconds=timeout,
-                poll_interval=poll_interval,
-                deliver_to=deliver_to,
-                hosting=hosting,
-                repository=repository,
-            )
-    except InvalidRequest as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except SeedanceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        try:
+            with local_flow_settings():
+                deliveries = reference_to_video(
+                    request,
+                    credentials=credentials,
+                    output=str(output),
+                    sync=sync,
+                    name=name,
+                    run_key=run_key,
+                    new=new,
+                    timeout_seconds=timeout,
+                    poll_interval=poll_interval,
+                    deliver_to=deliver_to,
+                    hosting=hosting,
+                    repository=repository,
+                )
+        except InvalidRequest as exc:
+            for problem in exc.problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except SeedanceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     _print_deliveries(deliveries)
     return EXIT_OK
 
@@ -178,77 +165,103 @@ def run_batch(
 ) -> int:
     """Run the ``batch_reference_to_video`` flow for the CLI, print its summary, return the exit code.
 
-    The manifest is read and checked, and the budget applied, before Prefect starts, so bad input
-    fails in a second; bad rows are reported (line, name, problems) and skipped.
+    The manifest is read and checked, and the budget applied to the rows still to run
+    (:func:`seedance_prefect.batch.todo.select_rows`, the flow's own filter), before Prefect
+    starts, so bad input fails in a second; bad rows are reported (line, name, problems) and skipped.
+
+    Args:
+        manifest: A JSONL or CSV manifest: a path or an fsspec URL.
+        output: Output folder (work files, and the delivery folder without ``deliver_to``).
+        deliver_to: Deliver to this fsspec URL or saved block instead of ``output``.
+        concurrency: Generations in flight at most (sets the global concurrency limit).
+        credentials: A saved ``OxenCredentials`` block's name (None: the environment).
+        run_key: Batch-wide extra key: a new key generates every row again.
+        budget_usd: Refuse to start when the rows to run are estimated above it.
+        timeout: Seconds to wait for each generation.
+        poll_interval: Seconds between fallback polls.
+        limit_name: Name of the global concurrency limit (default ``seedance-generations``).
 
     Returns:
         0 every row delivered, 1 some rows invalid or failed (the rest delivered), 2 nothing run
         (unreadable manifest, no valid row, over budget, missing key, bad target).
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C or SIGTERM, after the remote generations were cancelled.
+
+    Example:
+        ```python
+        code = run_batch("requests.jsonl", output=Path("videos"), concurrency=8, budget_usd=50)
+        ```
     """
     apply_prefect_defaults()
-    _sigterm_as_interrupt()
-    from ..batch.budget import BudgetExceeded, check_budget
-    from ..batch.manifest import already_delivered, plan_batch, read_manifest
-    from ..credentials import resolve_credentials
-    from ..errors import AuthenticationError, InvalidRequest, SeedanceError
-    from ..generation.journal import Journal
+    with _interruptible():
+        from ..batch.manifest import plan_batch, read_manifest
+        from ..batch.todo import select_rows
+        from ..credentials import resolve_credentials
+        from ..errors import AuthenticationError, BudgetExceeded, InvalidRequest, SeedanceError
+        from ..generation.journal import Journal
 
-    try:
-        resolve_credentials(credentials)
-        rows, base_dir = read_manifest(manifest)
-        plan = plan_batch(rows, base_dir=base_dir, run_key=run_key)
-        for bad in plan.rejected:
-            print(f"invalid row: {bad}", file=sys.stderr)
-        if not plan.rows:
-            print("error: no valid row in the manifest; nothing was sent", file=sys.stderr)
+        try:
+            resolve_credentials(credentials)
+            rows, base_dir = read_manifest(manifest)
+            plan = plan_batch(rows, base_dir=base_dir, run_key=run_key)
+            for bad in plan.rejected:
+                print(f"invalid row: {bad}", file=sys.stderr)
+            if not plan.rows:
+                print("error: no valid row in the manifest; nothing was sent", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            todo = select_rows(plan.rows, Journal(), budget_usd=budget_usd)
+        except AuthenticationError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        journal = Journal()
-        todo = [r for r in plan.rows if not already_delivered(journal, r.fingerprint)]
-        check_budget(round(sum(r.cost.usd for r in todo), 2), budget_usd)
-    except AuthenticationError as exc:
-        print(f"error: {exc.detail}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except InvalidRequest as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except BudgetExceeded as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"{len(todo)} of {len(plan.rows)} valid rows to run; starting Prefect...", file=sys.stderr)
-    from ..batch_flows import DEFAULT_LIMIT_NAME, BatchFailed, batch_reference_to_video
+        except InvalidRequest as exc:
+            for problem in exc.problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except BudgetExceeded as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        waiting = f"{len(todo.to_run)} of {len(plan.rows)} valid rows to run; starting Prefect..."
+        print(waiting, file=sys.stderr)
+        from ..batch_flows import DEFAULT_LIMIT_NAME, BatchFailed, batch_reference_to_video
 
-    code = EXIT_OK
-    try:
-        with local_flow_settings():
-            result = batch_reference_to_video(
-                manifest,
-                output=str(output),
-                deliver_to=deliver_to,
-                concurrency=concurrency,
-                credentials=credentials,
-                run_key=run_key,
-                budget_usd=budget_usd,
-                timeout_seconds=timeout,
-                poll_interval=poll_interval,
-                limit_name=limit_name or DEFAULT_LIMIT_NAME,
-            )
-    except BatchFailed as exc:
-        result, code = exc.summary, EXIT_FAILED
-    except (InvalidRequest, BudgetExceeded) as exc:
-        problems = getattr(exc, "problems", None) or [exc]
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except SeedanceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        code = EXIT_OK
+        try:
+            with local_flow_settings():
+                result = batch_reference_to_video(
+                    manifest,
+                    output=str(output),
+                    deliver_to=deliver_to,
+                    concurrency=concurrency,
+                    credentials=credentials,
+                    run_key=run_key,
+                    budget_usd=budget_usd,
+                    timeout_seconds=timeout,
+                    poll_interval=poll_interval,
+                    limit_name=limit_name or DEFAULT_LIMIT_NAME,
+                )
+        except BatchFailed as exc:
+            result, code = exc.summary, EXIT_FAILED
+        except (InvalidRequest, BudgetExceeded) as exc:
+            problems = getattr(exc, "problems", None) or [exc]
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except SeedanceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     print(format_summary(result))
     return code
 
 
 def format_summary(result: dict[str, Any]) -> str:
     """Return a batch summary (``{"rows": [...], "totals": {...}}``) as a terminal table.
+
+    Args:
+        result: What ``batch_reference_to_video`` returned (or ``BatchFailed.summary``).
+
+    Returns:
+        One line per row, then a line of totals.
 
     Example:
         >>> print(format_summary({"rows": [{"line": 2, "name": "boat", "status": "delivered",
@@ -286,54 +299,3 @@ def format_summary(result: dict[str, Any]) -> str:
         f"estimated ${t.get('cost_usd', 0):.2f}, in {t.get('wall_seconds', 0):g} s"
     )
     return "\n".join(lines)
-
-
-DEMO_PROMPT = (
-    "@Image1 drifts across a calm lake at sunset, the camera follows like in @Video1, "
-    "with the soundscape of @Audio1"
-)
-
-
-def make_demo_request(folder: Path) -> dict[str, Any]:
-    """Generate the demo's reference media in ``folder`` and return the demo request.
-
-    Example:
-        ```python
-        request = make_demo_request(Path("refs"))
-        ```
-    """
-    from ..media.samples import make_audio, make_image, make_video
-
-    folder.mkdir(parents=True, exist_ok=True)
-    image = make_image(folder / "boat.jpg", 1024, 768, seed=1)
-    video = make_video(folder / "camera-move.mp4", 960, 540, seconds=3.0, seed=2)
-    audio = make_audio(folder / "lake.wav", seconds=3.0, seed=3)
-    return {
-        "prompt": DEMO_PROMPT,
-        "input_images": [str(image)],
-        "input_videos": [str(video)],
-        "input_audios": [str(audio)],
-        "resolution": "480p",
-        "duration": "5",
-        "aspect_ratio": "16:9",
-        "generate_audio": True,
-        "seed": 42,
-    }
-
-
-def run_demo(output: Path) -> int:
-    """Run the whole job offline: in-process emulator, embedded Prefect server, local delivery.
-
-    Returns:
-        The exit code (0 when a verified MP4 was delivered).
-    """
-    from ..emulator import EmulatorConfig, run_emulator
-
-    print("Starting the offline Oxen API emulator...")
-    with run_emulator(EmulatorConfig(latency=2.0)) as emulator, tempfile.TemporaryDirectory() as tmp:
-        os.environ["OXEN_BASE_URL"] = emulator.base_url
-        os.environ.setdefault("OXEN_API_KEY", "demo-key-for-the-local-emulator")
-        os.environ.setdefault("SEEDANCE_STATE_DIR", str(Path(tmp) / "state"))
-        request = make_demo_request(Path(tmp) / "references")
-        print(f"Emulator at {emulator.base_url}; starting Prefect (the first start can take a minute)...")
-        return run_generate(request, output=output, name="seedance-demo", new=True, poll_interval=5.0)
