@@ -31,7 +31,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from seedance_prefect.emulator import EmulatorConfig, run_emulator  # noqa: E402
-from tests.flows.flowkit import API_KEY, SECRETS, set_faults  # noqa: E402
+from tests.kit import API_KEY, SECRETS, set_faults  # noqa: E402
 
 
 def _files_holding(roots: list[Path], secret: bytes) -> list[Path]:

@@ -44,6 +44,9 @@ RANKS: dict[str, int] = {
     "_blocks": 0,  # the one loader of saved Prefect blocks by "<slug>/<name>"; imports only errors
     "models": 1,
     "pricing": 1,
+    # shared state with compare-and-swap (a folder, or S3 through boto3) under the journal and the
+    # presigned-URL record; no Prefect (an s3-bucket block is loaded through _blocks, lazily)
+    "state": 1,
     "client": 2,  # HTTP only, no Prefect
     "media": 2,  # codecs only
     "rules": 3,

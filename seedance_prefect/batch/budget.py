@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import BudgetExceeded
+from ..errors import BudgetExceeded, FieldProblem, InvalidRequest
 
 __all__ = ["BudgetExceeded", "RunTotals", "check_budget"]
 
@@ -31,12 +31,26 @@ def check_budget(cost_usd: float, budget_usd: float | None) -> None:
 
     Raises:
         BudgetExceeded: Over budget.
-        ValueError: A negative budget.
+        InvalidRequest: A negative budget (bad input, named ``budget_usd``; also a ``ValueError``).
+
+    Example:
+        >>> check_budget(4.0, 10.0)
+        >>> try:
+        ...     check_budget(4.0, -1)
+        ... except InvalidRequest as exc:
+        ...     print(exc.problems[0].field, exc.problems[0].message)
+        budget_usd A budget cannot be negative
     """
     if budget_usd is None:
         return
     if budget_usd < 0:
-        raise ValueError("budget_usd must be >= 0")
+        problem = FieldProblem(
+            "budget_usd",
+            "A budget cannot be negative",
+            found=f"{budget_usd:g}",
+            fix="Give 0 or more US dollars, or no budget",
+        )
+        raise InvalidRequest([problem])
     if round(cost_usd, 2) > round(budget_usd, 2):
         raise BudgetExceeded(cost_usd, budget_usd)
 

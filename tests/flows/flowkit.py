@@ -1,48 +1,5 @@
-"""Helpers shared by the flow tests (imported by name: pytest puts this folder on sys.path)."""
+"""Moved to :mod:`tests.kit` (shared by every test folder); this name is kept while tests move over."""
 
-from __future__ import annotations
+from tests.kit import API_KEY, SECRETS, set_faults, stats, stop_process, wait_until
 
-import signal
-import subprocess
-import time
-from collections.abc import Callable
-from typing import Any
-
-import httpx
-
-API_KEY = "sk-test-4f1c9e2b7a5d4c3e8f6a0b1c2d3e4f5a"
-#: Every API key the Prefect-backed tests use: the session's secret scan looks for each.
-SECRETS = [API_KEY]
-
-
-def set_faults(emu: object, spec: str) -> None:
-    """Change the emulator's fault injection at run time."""
-    response = httpx.post(f"{emu.url}/_emulator/faults", json={"spec": spec})  # type: ignore[attr-defined]
-    response.raise_for_status()
-
-
-def stats(emu: object) -> dict:
-    """The emulator's statistics."""
-    return httpx.get(f"{emu.url}/_emulator/stats").json()  # type: ignore[attr-defined]
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``condition`` until it returns a truthy value (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def stop_process(proc: subprocess.Popen[Any], grace: float = 30.0) -> None:
-    """Stop a server or worker the way Ctrl-C does; kill it if it is still there after ``grace`` s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+__all__ = ["API_KEY", "SECRETS", "set_faults", "stats", "stop_process", "wait_until"]

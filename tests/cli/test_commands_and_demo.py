@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.flows.flowkit import API_KEY, stats
+from tests.kit import API_KEY, stats
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,3 +125,14 @@ def test_demo_on_a_fresh_prefect_home(tmp_path):
         assert container.streams.audio
     sidecar = json.loads(video.with_suffix(".json").read_text())
     assert sidecar["probe"]["has_audio"] is True
+
+
+def test_a_negative_budget_is_bad_input_not_a_traceback(tmp_path, monkeypatch, capsys):
+    from seedance_prefect.cli import main
+
+    manifest = tmp_path / "requests.jsonl"
+    manifest.write_text('{"prompt": "A paper boat", "duration": "5"}\n')
+    monkeypatch.setenv("OXEN_API_KEY", API_KEY)
+    assert main(["batch", str(manifest), "--budget-usd", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "budget_usd: A budget cannot be negative" in err and "Traceback" not in err
