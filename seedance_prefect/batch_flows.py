@@ -37,9 +37,10 @@ from prefect.events import emit_event
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
 
-from .batch.budget import RunTotals, check_budget
-from .batch.manifest import BatchPlan, BatchRow, already_delivered, plan_batch, read_manifest
+from .batch.budget import RunTotals
+from .batch.manifest import BatchPlan, BatchRow, plan_batch, read_manifest
 from .batch.runner import Permits, run_rows
+from .batch.todo import select_rows
 from .credentials import OxenCredentials, resolve_credentials
 from .delivery.folder import DeliveredVideo
 from .delivery.targets import DeliveryTarget, resolve_target
@@ -317,21 +318,15 @@ def batch_reference_to_video(
     for bad in plan.rejected:
         logger.warning("Skipping invalid row %s", bad)
         summary.append(_row(bad.line, bad.name, "invalid", error="; ".join(bad.problems)))
-    to_run: list[BatchRow] = []
-    for row in plan.rows:
-        done = already_delivered(journal, row.fingerprint)
-        if row.request.num_generations > limit:
-            problem = f"num_generations {row.request.num_generations} is over the concurrency limit {limit}"
-            logger.warning("Skipping invalid row %d (%s): %s", row.line, row.name, problem)
-            summary.append(_row(row.line, row.name, "invalid", error=problem))
-        elif done:
-            videos = ", ".join(str(d.get("video", "")) for d in done)
-            generation = ", ".join(d["generation_id"] for d in done)
-            summary.append(_row(row.line, row.name, "skipped", generation=generation, video=videos))
-        else:
-            to_run.append(row)
-    cost = round(sum(r.cost.usd for r in to_run), 2)
-    check_budget(cost, budget_usd)
+    todo = select_rows(plan.rows, journal, budget_usd=budget_usd, limit=limit)
+    for row, problem in todo.over_limit:
+        logger.warning("Skipping invalid row %d (%s): %s", row.line, row.name, problem)
+        summary.append(_row(row.line, row.name, "invalid", error=problem))
+    for row, done in todo.delivered:
+        videos = ", ".join(str(d.get("video", "")) for d in done)
+        generation = ", ".join(d["generation_id"] for d in done)
+        summary.append(_row(row.line, row.name, "skipped", generation=generation, video=videos))
+    to_run, cost = todo.to_run, todo.cost_usd
     logger.info(
         "Batch: %d rows to run (estimated $%.2f), %d already delivered, %d invalid; limit %r = %d",
         len(to_run),
