@@ -5,7 +5,7 @@
 Prefect API server is started (and warmed up) before the clock starts, so the measured time is the
 batch flow's: validation of every row, the flow run, every task run, enqueue, wait, download,
 verification (full decode) and delivery of every video. The flow runs as ``seedance batch`` runs
-it, inside :func:`seedance_prefect.cli.commands.local_flow_settings` (no flow run heartbeats).
+it, inside :func:`seedance_prefect.cli.prefect_env.local_flow_settings` (no flow run heartbeats).
 
 The full run measures three batches, each in a fresh process with its own server and emulator
 (as ``seedance batch`` runs one), and reports the median with each figure: on 2 cores shared by the
@@ -89,7 +89,7 @@ def run(rows: int, limit: int = LIMIT) -> dict[str, Any]:
             from prefect.testing.utilities import prefect_test_harness
 
             from seedance_prefect.batch_flows import batch_reference_to_video, ensure_concurrency_limit
-            from seedance_prefect.cli.commands import local_flow_settings
+            from seedance_prefect.cli.prefect_env import local_flow_settings
 
             manifest = Path(tmp) / "batch.jsonl"
             manifest.write_text(

@@ -3,7 +3,7 @@
 Metrics (issue 7):
 - overhead per generation = flow wall time - the emulator's generation time (queued -> succeeded);
   goal <= 0.5 s and <= 1.1 x the bare loop's overhead + 0.5 s. Measured as ``seedance generate``
-  runs the flow (inside :func:`seedance_prefect.cli.commands.local_flow_settings`: no flow run
+  runs the flow (inside :func:`seedance_prefect.cli.prefect_env.local_flow_settings`: no flow run
   heartbeats), and again with Prefect's defaults, whose heartbeat thread is joined when the flow
   ends (up to 1 s, see the runtime module);
 - completion detection latency (the emulator marks the generation succeeded -> the wait task
@@ -80,7 +80,7 @@ def _flow_overheads(emu: Any, n: int, out: Path, first: int) -> list[float]:
 def flow_runs(emu: Any, n: int, out: Path) -> tuple[list[float], list[float], list[float]]:
     """The product: reference_to_video per generation, as ``seedance generate`` runs it (no flow
     heartbeats) and with Prefect's defaults; returns both overheads and detection latencies."""
-    from seedance_prefect.cli.commands import local_flow_settings
+    from seedance_prefect.cli.prefect_env import local_flow_settings
     from seedance_prefect.flows import reference_to_video
 
     reference_to_video(_request(-1), output=str(out), poll_interval=30)  # warm-up: imports, first run
