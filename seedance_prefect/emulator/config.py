@@ -41,6 +41,7 @@ class EmulatorConfig:
         profile: ``"A"`` (seed document) or ``"B"`` (newer registry schema).
         namespace: Namespace of the (single) caller; default of ``target_namespace`` and list filters.
         log_level: uvicorn log level.
+        slow_enqueue_seconds: How long the ``slow_enqueue`` fault holds an enqueue's answer.
 
     Example:
         >>> cfg = EmulatorConfig(latency=0.2, faults="429=0.5", api_key="secret")
@@ -62,6 +63,7 @@ class EmulatorConfig:
     extra_fields: bool = False
     auto_duration: int = 5
     profile: Profile = "A"
+    slow_enqueue_seconds: float = 3.0
     namespace: str = "emulator"
     log_level: str = "warning"
     _spec: FaultSpec = field(init=False, repr=False, compare=False)

@@ -6,6 +6,8 @@ Kinds and where they apply:
 - ``429``: any ``/api/ai/*`` request answers 429 with ``Retry-After: 1``.
 - ``reset``: any ``/api/ai/*`` request gets its connection aborted without an HTTP answer.
 - ``drop_enqueue``: ``POST /api/ai/queue`` creates the generations, then the connection is aborted.
+- ``slow_enqueue``: ``POST /api/ai/queue`` creates the generations, then holds its 200 answer for
+  ``EmulatorConfig.slow_enqueue_seconds`` (the window between a POST reaching the service and its answer).
 - ``fail``: a queue generation ends ``failed`` (``Insufficient credits`` / ``Internal generation error``).
 - ``truncate``: a result download sends part of the body with the full Content-Length, then closes.
 - ``poll429``: the first ``GET /api/ai/queue/{id}`` of each generation answers 429 + ``Retry-After: 1``.
@@ -21,7 +23,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 #: Every fault kind, in the order used for reporting.
-FAULT_KINDS: tuple[str, ...] = ("5xx", "429", "reset", "drop_enqueue", "fail", "truncate", "poll429")
+FAULT_KINDS: tuple[str, ...] = (
+    "5xx",
+    "429",
+    "reset",
+    "drop_enqueue",
+    "slow_enqueue",
+    "fail",
+    "truncate",
+    "poll429",
+)
 #: Kinds drawn together (one uniform number) for any ``/api/ai/*`` request.
 API_FAULT_KINDS: tuple[str, ...] = ("5xx", "429", "reset")
 #: Messages used by the ``fail`` fault.

@@ -201,6 +201,9 @@ class Gateway:
         if key == ENQUEUE_ROUTE and injector.roll("drop_enqueue"):
             await self.app(scope, receive, self._dropping_send(send))
             return
+        if key == ENQUEUE_ROUTE and injector.roll("slow_enqueue"):
+            await self.app(scope, receive, self._slow_send(send, state.config.slow_enqueue_seconds))
+            return
         if key == RESULT_ROUTE and injector.roll("truncate"):
             await self.app(scope, receive, self._truncating_send(send))
             return
@@ -221,6 +224,18 @@ class Gateway:
                 if not await abort_connection(send):
                     raise ConnectionAbortedError("emulator fault: drop_enqueue")
                 return
+            await send(message)
+
+        return wrapped
+
+    def _slow_send(self, send: Send, delay: float) -> Callable[[Message], Awaitable[None]]:
+        """A ``send`` that holds a 200 answer for ``delay`` seconds (the work was already done)."""
+        injector = self.state.injector
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                injector.record("slow_enqueue")
+                await asyncio.sleep(delay)
             await send(message)
 
         return wrapped
