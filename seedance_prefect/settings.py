@@ -9,18 +9,25 @@ flag, a parameter) always wins over the environment.
 |---|---|---|
 | ``OXEN_API_KEY`` | ``api_key`` | none (a missing key fails before any request) |
 | ``OXEN_BASE_URL`` | ``base_url`` | ``https://hub.oxen.ai/api`` |
+| ``SEEDANCE_STATE`` | ``state`` | none: then ``SEEDANCE_STATE_DIR`` (the shared state store, below) |
 | ``SEEDANCE_STATE_DIR`` | ``state_dir`` | ``~/.seedance`` (journal, reference cache) |
 | ``SEEDANCE_PRICE_PER_SECOND`` | ``price_per_second`` | 0.40 USD |
 | ``SEEDANCE_HOSTING`` | ``hosting`` | ``data`` (``oxen`` when a repository is set) |
 | ``SEEDANCE_REPOSITORY`` | ``repository`` | none |
+
+``SEEDANCE_STATE`` names the state store that the journal and the presigned-URL record live in, when
+several machines must share them: ``s3://bucket/prefix/``, ``s3-bucket/<block>`` or a folder (see
+:mod:`seedance_prefect.state`). Unset, they live in ``SEEDANCE_STATE_DIR`` as before.
 
 A plain dataclass rather than ``pydantic-settings``: importing ``pydantic_settings`` costs about
 0.15 s, a third of ``seedance plan``'s start-up, for six variables.
 
 Example:
     >>> s = get_settings({"SEEDANCE_STATE_DIR": "/srv/seedance", "SEEDANCE_PRICE_PER_SECOND": "0.5"})
-    >>> str(s.state_path("journal")), s.price_per_second, s.api_key
-    ('/srv/seedance/journal', 0.5, None)
+    >>> str(s.state_path("journal")), s.price_per_second, s.api_key, s.state
+    ('/srv/seedance/journal', 0.5, None, None)
+    >>> get_settings({"SEEDANCE_STATE": "s3://bucket/seedance/"}).state
+    's3://bucket/seedance/'
     >>> DEFAULT_TIMEOUT_SECONDS, DEFAULT_POLL_INTERVAL, DEFAULT_SAFETY_POLL_INTERVAL
     (1800.0, 15.0, 30.0)
 """
@@ -45,6 +52,7 @@ __all__ = [
     "PRICE_ENV",
     "REPOSITORY_ENV",
     "STATE_DIR_ENV",
+    "STATE_ENV",
     "Settings",
     "get_settings",
 ]
@@ -52,6 +60,7 @@ __all__ = [
 API_KEY_ENV = "OXEN_API_KEY"
 BASE_URL_ENV = "OXEN_BASE_URL"
 STATE_DIR_ENV = "SEEDANCE_STATE_DIR"
+STATE_ENV = "SEEDANCE_STATE"
 PRICE_ENV = "SEEDANCE_PRICE_PER_SECOND"
 HOSTING_ENV = "SEEDANCE_HOSTING"
 REPOSITORY_ENV = "SEEDANCE_REPOSITORY"
@@ -79,6 +88,9 @@ class Settings:
         price_per_second: ``SEEDANCE_PRICE_PER_SECOND``, else the documented price.
         hosting: ``SEEDANCE_HOSTING`` (``data``, ``oxen`` or ``s3-bucket/<block>``), or None.
         repository: ``SEEDANCE_REPOSITORY`` (``namespace/name`` for Oxen hosting), or None.
+        state: ``SEEDANCE_STATE``: where the journal and the presigned-URL record live when several
+            machines share them (``s3://bucket/prefix/``, ``s3-bucket/<block>`` or a folder), or None
+            (then ``state_dir``). Read by :func:`seedance_prefect.state.resolve_state`.
     """
 
     api_key: str | None
@@ -87,13 +99,14 @@ class Settings:
     price_per_second: float
     hosting: str | None
     repository: str | None
+    state: str | None = None
 
     def __repr__(self) -> str:
         key = "set" if self.api_key else None
         return (
             f"Settings(api_key={key!r}, base_url={self.base_url!r}, state_dir={str(self.state_dir)!r}, "
             f"price_per_second={self.price_per_second!r}, hosting={self.hosting!r}, "
-            f"repository={self.repository!r})"
+            f"repository={self.repository!r}, state={self.state!r})"
         )
 
     def state_path(self, name: str) -> Path:
@@ -130,4 +143,5 @@ def get_settings(env: Mapping[str, str] | None = None) -> Settings:
         price_per_second=price_value,
         hosting=_text(env, HOSTING_ENV),
         repository=_text(env, REPOSITORY_ENV),
+        state=_text(env, STATE_ENV),
     )
