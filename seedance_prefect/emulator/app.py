@@ -1,7 +1,8 @@
 """The Starlette application: every documented route of the Oxen inference API the client uses.
 
 Routes (all under ``/api``): ``POST /ai/videos/generate``, ``POST|GET /ai/queue``,
-``GET|DELETE /ai/queue/{id}``, ``GET /events`` (SSE), ``GET /ai/models[/{id}]``, ``GET /ai/models/search``,
+``GET|DELETE /ai/queue/{id}``, ``GET /ai/generations/{id}`` (history; ``EmulatorConfig.history``),
+``GET /events`` (SSE), ``GET /ai/models[/{id}]``, ``GET /ai/models/search``,
 repository upload/download (``PUT|GET /repos/{ns}/{repo}/file/{branch}/{path}``) and result files
 (``GET /repos/{ns}/{repo}/files/{path}``).
 Test helpers live under ``/_emulator`` (stats, reset, faults, health) and need no auth.
@@ -165,8 +166,16 @@ def _build_starlette(state: EmulatorState) -> Starlette:
         return reply({"count": len(rows), "generations": rows})
 
     async def get_generation(request: Request) -> Response:
-        gen = state.generations.get(request.path_params["generation_id"])
+        gen = state.queue_row(request.path_params["generation_id"])  # None once vanished (vanish_terminal)
         return not_found() if gen is None else reply(state.row(gen))
+
+    async def get_history(request: Request) -> Response:
+        gen = state.generations.get(request.path_params["generation_id"]) if config.history else None
+        if gen is None:
+            return not_found()
+        return reply(
+            {"generation": state.history_row(gen), "status": "success", "status_message": "resource_found"}
+        )
 
     async def delete_generation(request: Request) -> Response:
         gen = state.cancel(request.path_params["generation_id"])
@@ -312,6 +321,7 @@ def _build_starlette(state: EmulatorState) -> Starlette:
         Route("/api/ai/queue", list_queue, methods=["GET"]),
         Route("/api/ai/queue/{generation_id}", get_generation, methods=["GET"]),
         Route("/api/ai/queue/{generation_id}", delete_generation, methods=["DELETE"]),
+        Route("/api/ai/generations/{generation_id}", get_history, methods=["GET"]),
         Route("/api/events", events, methods=["GET"]),
         Route("/api/ai/models", list_models, methods=["GET"]),
         Route("/api/ai/models/search", search_models, methods=["GET"]),

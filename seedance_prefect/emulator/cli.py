@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--extra-fields", action="store_true", help="add unknown x_emulator fields to JSON answers"
     )
     p.add_argument(
+        "--vanish-terminal",
+        action="store_true",
+        help="older queue: GET /ai/queue/{id} answers 404 once the generation ended (results via events)",
+    )
+    p.add_argument(
+        "--no-history", dest="history", action="store_false", help="GET /ai/generations/{id} answers 404"
+    )
+    p.add_argument(
         "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug")
     )
     return p
@@ -69,6 +77,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     Example:
         >>> config_from_args(build_parser().parse_args(["--profile", "B"])).profile
         'B'
+        >>> cfg = config_from_args(build_parser().parse_args(["--vanish-terminal", "--no-history"]))
+        >>> cfg.vanish_terminal, cfg.history
+        (True, False)
     """
     return EmulatorConfig(
         host=args.host,
@@ -85,6 +96,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         extra_fields=args.extra_fields,
         auto_duration=args.auto_duration,
         profile=args.profile,
+        vanish_terminal=args.vanish_terminal,
+        history=args.history,
         log_level=args.log_level,
     )
 

@@ -42,11 +42,18 @@ class EmulatorConfig:
         namespace: Namespace of the (single) caller; default of ``target_namespace`` and list filters.
         log_level: uvicorn log level.
         slow_enqueue_seconds: How long the ``slow_enqueue`` fault holds an enqueue's answer.
+        vanish_terminal: The older queue (docs of 2026-04-14 to 05-11): a generation's row answers 404 once it
+            is terminal (``GET``/``DELETE /api/ai/queue/{id}``, and it leaves every list); the result reaches
+            only the subscribers of ``GET /api/events``, or the history endpoint.
+        history: Serve the history lookup ``GET /api/ai/generations/{id}``; False answers 404 (as a service
+            without it).
 
     Example:
         >>> cfg = EmulatorConfig(latency=0.2, faults="429=0.5", api_key="secret")
         >>> cfg.fault_spec().rate("429")
         0.5
+        >>> EmulatorConfig(vanish_terminal=True).history  # rows vanish; the history lookup still answers
+        True
     """
 
     host: str = "127.0.0.1"
@@ -64,6 +71,8 @@ class EmulatorConfig:
     auto_duration: int = 5
     profile: Profile = "A"
     slow_enqueue_seconds: float = 3.0
+    vanish_terminal: bool = False
+    history: bool = True
     namespace: str = "emulator"
     log_level: str = "warning"
     _spec: FaultSpec = field(init=False, repr=False, compare=False)

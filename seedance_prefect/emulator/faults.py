@@ -11,6 +11,8 @@ Kinds and where they apply:
 - ``fail``: a queue generation ends ``failed`` (``Insufficient credits`` / ``Internal generation error``).
 - ``truncate``: a result download sends part of the body with the full Content-Length, then closes.
 - ``poll429``: the first ``GET /api/ai/queue/{id}`` of each generation answers 429 + ``Retry-After: 1``.
+- ``cut_event``: a completion event on a ``GET /api/events`` stream is cut mid-event: half of its bytes are
+  sent, then the connection closes (that subscriber loses the event; there is no replay).
 
 ``5xx``, ``429`` and ``reset`` share one uniform draw per eligible request (checked in that order), so their
 probabilities add up; the other kinds draw independently. ``/_emulator/*`` routes are never faulted.
@@ -32,6 +34,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "fail",
     "truncate",
     "poll429",
+    "cut_event",
 )
 #: Kinds drawn together (one uniform number) for any ``/api/ai/*`` request.
 API_FAULT_KINDS: tuple[str, ...] = ("5xx", "429", "reset")

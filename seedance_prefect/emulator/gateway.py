@@ -1,7 +1,8 @@
 """The outermost ASGI layer: route accounting, bearer auth and fault injection.
 
 It sits outside Starlette so it can reach the server's connection: ``reset``/``drop_enqueue`` abort the TCP
-connection (RST) without any HTTP answer and ``truncate`` cuts a download mid-body.
+connection (RST) without any HTTP answer, ``truncate`` cuts a download mid-body and ``cut_event`` an event
+stream mid-event.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seedance_prefect.emulator.envelopes import json_response, structured_error
-from seedance_prefect.emulator.state import EmulatorState
+from seedance_prefect.emulator.state import EVENT_NAME, EmulatorState
 
 ENQUEUE_ROUTE = "POST /api/ai/queue"
 POLL_ROUTE = "GET /api/ai/queue/{generation_id}"
 RESULT_ROUTE = "GET /api/repos/{namespace}/{repo}/files/{path:path}"
 UPLOAD_ROUTE = "PUT /api/repos/{namespace}/{repo}/file/{branch}/{path:path}"
+EVENTS_ROUTE = "GET /api/events"
+COMPLETION_CHUNK = f"event: {EVENT_NAME}\n".encode()
 
 
 def route_key(router: Router, scope: Scope) -> tuple[str, dict[str, Any]]:
@@ -207,6 +210,9 @@ class Gateway:
         if key == RESULT_ROUTE and injector.roll("truncate"):
             await self.app(scope, receive, self._truncating_send(send))
             return
+        if key == EVENTS_ROUTE:  # ``cut_event`` is rolled per event: it may be set after the stream opened
+            await self.app(scope, receive, self._cutting_events_send(send))
+            return
         await self.app(scope, receive, send)
 
     def _dropping_send(self, send: Send) -> Callable[[Message], Awaitable[None]]:
@@ -236,6 +242,35 @@ class Gateway:
             if message["type"] == "http.response.start" and message["status"] == 200:
                 injector.record("slow_enqueue")
                 await asyncio.sleep(delay)
+            await send(message)
+
+        return wrapped
+
+    def _cutting_events_send(self, send: Send) -> Callable[[Message], Awaitable[None]]:
+        """A ``send`` of an event stream that may cut a completion event in half and close the connection.
+
+        Each completion event (one body message of the stream) rolls ``cut_event``; on a hit, its first half
+        is sent and the connection is closed, so the subscriber gets neither that event nor any later one.
+        """
+        cut = False
+        injector = self.state.injector
+
+        async def wrapped(message: Message) -> None:
+            nonlocal cut
+            if cut:
+                return
+            body = message.get("body", b"")
+            if (
+                message["type"] == "http.response.body"
+                and body.startswith(COMPLETION_CHUNK)
+                and injector.roll("cut_event")
+            ):
+                cut = True
+                injector.record("cut_event")
+                await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+                if not await abort_connection(send, reset=False):
+                    raise ConnectionAbortedError("emulator fault: cut_event")
+                return
             await send(message)
 
         return wrapped

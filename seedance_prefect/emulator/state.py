@@ -34,6 +34,8 @@ TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 STATUSES: tuple[str, ...] = ("queued", "processing", "succeeded", "failed", "cancelled")
 EVENT_NAME = "media_generation_completed"
 RESULTS_REPO = "results"
+#: Price per second of output (the model's pricing), for the ``cost`` of history rows.
+COST_PER_SECOND = 0.4
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Generation:
     error_message: str | None = None
     result_sha256: str | None = None
     result_size: int | None = None
+    seconds: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     references: list[dict[str, Any]] = field(default_factory=list)
     polls: int = 0
@@ -323,6 +326,65 @@ class EmulatorState:
         )
         return row
 
+    def visible(self, gen: Generation) -> bool:
+        """Tell whether the queue still shows ``gen`` (not when terminal under ``vanish_terminal``).
+
+        Args:
+            gen: The generation.
+
+        Returns:
+            False once ``gen`` is terminal and rows vanish (``GET``/``DELETE`` answer 404, lists skip it).
+
+        Example:
+            >>> state = EmulatorState(EmulatorConfig(vanish_terminal=True))
+            >>> gen = Generation("g1", "queue", MODEL_ID, {}, {}, "emulator", "http://x", status="succeeded")
+            >>> state.visible(gen), EmulatorState(EmulatorConfig()).visible(gen)
+            (False, True)
+        """
+        return not (self.config.vanish_terminal and gen.status in TERMINAL)
+
+    def queue_row(self, generation_id: str) -> Generation | None:
+        """Return the generation the queue answers for ``generation_id``: None if unknown or vanished.
+
+        Args:
+            generation_id: The id.
+
+        Returns:
+            The generation, or None (answered 404).
+        """
+        gen = self.generations.get(generation_id)
+        return gen if gen is not None and self.visible(gen) else None
+
+    def history_row(self, gen: Generation) -> dict[str, Any]:
+        """Return the row of ``GET /api/ai/generations/{id}``: the queue row plus cost, target and user.
+
+        Args:
+            gen: The generation (any status, also one vanished from the queue).
+
+        Returns:
+            The row (contract section 3.5: ``cost`` as a decimal string, ``target_namespace``,
+            ``target_repo``, ``target_directory``, ``user_id``, ``username``, ``user_image``).
+
+        Example:
+            >>> state = EmulatorState(EmulatorConfig())
+            >>> gen = Generation("g1", "queue", MODEL_ID, {"prompt": "p"}, {}, "emulator", "http://x")
+            >>> row = state.history_row(gen)
+            >>> row["cost"], row["username"], row["status"]
+            ('0.00', 'emulator', 'queued')
+        """
+        row = self.row(gen)
+        cost = COST_PER_SECOND * gen.seconds if gen.status == "succeeded" and gen.seconds else 0.0
+        row.update(
+            cost=f"{cost:.2f}",
+            target_namespace=gen.namespace,
+            target_repo=RESULTS_REPO,
+            target_directory=f"main/{gen.id}",
+            user_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"emulator-user:{self.config.namespace}")),
+            username=self.config.namespace,
+            user_image=None,
+        )
+        return row
+
     def _sign(self, path: str) -> str:
         return hmac.new(self._secret, path.encode(), hashlib.sha256).hexdigest()[:32]
 
@@ -352,8 +414,10 @@ class EmulatorState:
         if gen.kind == "queue" and self.injector.roll("fail"):
             self.injector.record("fail")
             return self.injector.failure_message()
-        data, _ = await asyncio.to_thread(self.cache.get, self._render_spec(req))
+        spec = self._render_spec(req)
+        data, _ = await asyncio.to_thread(self.cache.get, spec)
         self._store_result(gen, data)
+        gen.seconds = spec.duration
         return None
 
     # ------------------------------------------------------------------ queue
@@ -456,6 +520,8 @@ class EmulatorState:
         for gen in self.generations.values():
             if gen.namespace != wanted_ns or (model is not None and gen.model != model):
                 continue
+            if not self.visible(gen):
+                continue
             if media_type is not None and media_type != "video":
                 continue
             if status is None and gen.status not in ACTIVE:
@@ -472,9 +538,9 @@ class EmulatorState:
             generation_id: The id.
 
         Returns:
-            The generation, or None if unknown.
+            The generation, or None if unknown (or vanished, see ``vanish_terminal``).
         """
-        gen = self.generations.get(generation_id)
+        gen = self.queue_row(generation_id)
         if gen is None:
             return None
         self.deletes += 1
