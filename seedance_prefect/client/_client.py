@@ -35,7 +35,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -159,10 +159,10 @@ class _BaseClient(Generic[H]):
     def _url(self, *parts: str) -> str:
         return "/".join((self._base_url, *parts))
 
-    def _generation_url(self, generation_id: str) -> str:
+    def _generation_url(self, generation_id: str, collection: str = "queue") -> str:
         if not isinstance(generation_id, str) or not generation_id.strip():
             raise ValueError(f"generation_id must be a non-empty string, got {generation_id!r}")
-        return self._url("ai", "queue", quote(generation_id.strip(), safe=""))
+        return self._url("ai", collection, quote(generation_id.strip(), safe=""))
 
     def _generate_call(self, request: RequestLike) -> Call:
         body = coerce_request(request, "sync")
@@ -173,6 +173,9 @@ class _BaseClient(Generic[H]):
 
     def _get_call(self, generation_id: str) -> Call:
         return Call("GET", self._generation_url(generation_id), self._timeout)
+
+    def _history_call(self, generation_id: str) -> Call:
+        return Call("GET", self._generation_url(generation_id, "generations"), self._timeout)
 
     def _list_call(self, namespace: str | None, model: str | None, status: str | None) -> Call:
         params = {"namespace": namespace, "model": model, "status": status}
@@ -208,10 +211,13 @@ class _BaseClient(Generic[H]):
         poll_interval: float,
         on_status: StatusCallback | None = None,
         not_found_grace: float = DEFAULT_NOT_FOUND_GRACE_SECONDS,
+        *,
+        events: bool = False,
     ) -> WaitTracker:
         """The decisions of a wait for ``generation_id``, redacting this client's key.
 
-        Used by both twins' ``wait`` and by :func:`~seedance_prefect.client.completion.wait_for_completion`.
+        Used by both twins' ``wait`` and by :func:`~seedance_prefect.client.completion.wait_for_completion`
+        (``events=True``: completion events are fed to the tracker).
         """
         return WaitTracker(
             generation_id,
@@ -220,6 +226,7 @@ class _BaseClient(Generic[H]):
             on_status=on_status,
             not_found_grace=not_found_grace,
             redact=self._auth.redact,
+            events=events,
         )
 
     # -- answers -----------------------------------------------------------------------------
@@ -246,6 +253,11 @@ class _BaseClient(Generic[H]):
 
     def _generation(self, response: httpx.Response) -> Generation:
         return parse_model(Generation, self._json(response), response)
+
+    def _history_row(self, response: httpx.Response) -> Generation:
+        data = self._json(response)  # {"generation": {row}, "status": "success", ...}; a bare row is read too
+        row = data.get("generation") if isinstance(data, Mapping) and "generation" in data else data
+        return parse_model(Generation, row, response)
 
     def _generations(self, response: httpx.Response, *, required: bool = False) -> list[Generation]:
         rows = generation_rows(self._json(response))
@@ -416,6 +428,25 @@ class SeedanceClient(_BaseClient[httpx.Client]):
         """
         return self._generation(self._send(self._get_call(generation_id)))
 
+    def history(self, generation_id: str) -> Generation:
+        """Look a generation up in the history (``GET /ai/generations/{id}``), the full row with ``cost``.
+
+        The history keeps a generation after the queue forgot it (an older queue answered 404 once a
+        row was terminal); ``wait()`` asks it before giving up on a row that answers 404. The answer
+        ``{"generation": {...}, "status": "success"}`` is unwrapped; extra fields (``cost``,
+        ``username``...) are in ``extra_fields``.
+
+        Raises:
+            NotFoundError: Unknown id (or a service without the history route).
+
+        Example:
+            ```python
+            row = client.history("0b6f...")
+            print(row.status, row.result_url, row.extra_fields.get("cost"))
+            ```
+        """
+        return self._history_row(self._send(self._history_call(generation_id)))
+
     def list(
         self, namespace: str | None = None, model: str | None = None, status: str | None = None
     ) -> builtins.list[Generation]:
@@ -465,7 +496,9 @@ class SeedanceClient(_BaseClient[httpx.Client]):
 
         Transient failures of a poll (429, 5xx, connection errors, after the call's own retries)
         are logged and polling goes on until the deadline; a 404 is tolerated during the first
-        ``not_found_grace`` seconds (the queue may lag behind the enqueue answer).
+        ``not_found_grace`` seconds (the queue may lag behind the enqueue answer). A row that
+        answers 404 is looked up in the history (:meth:`history`) before anything is decided: an
+        older queue forgets rows once they are terminal.
 
         Args:
             generation_id: The id from :meth:`enqueue`.
@@ -482,7 +515,8 @@ class SeedanceClient(_BaseClient[httpx.Client]):
                 terminal status such as ``expired``.
             GenerationCancelled: It was cancelled.
             GenerationTimeout: Still not finished at the deadline (it may still be running).
-            NotFoundError: Still unknown after the grace period.
+            NotFoundError: Still unknown after the grace period, or gone after it was seen, and
+                not in the history either (the message says what was tried).
 
         Example:
             ```python
@@ -491,14 +525,17 @@ class SeedanceClient(_BaseClient[httpx.Client]):
         """
         tracker = self._wait_tracker(generation_id, timeout, poll_interval, on_status, not_found_grace)
         while True:
-            row = tracker.take(self._poll(generation_id))
+            row = tracker.take(self._poll(self.get, generation_id))
+            if row is None and tracker.history_due:  # the row answered 404: ask the history
+                row = tracker.take_history(self._poll(self.history, generation_id))
             if row is not None:
                 return row
             time.sleep(tracker.next_delay())
 
-    def _poll(self, generation_id: str) -> Generation | SeedanceError:
+    @staticmethod
+    def _poll(read: Callable[[str], Generation], generation_id: str) -> Generation | SeedanceError:
         try:
-            return self.get(generation_id)
+            return read(generation_id)
         except SeedanceError as exc:
             return exc
 
@@ -698,6 +735,16 @@ class AsyncSeedanceClient(_BaseClient[httpx.AsyncClient]):
         """
         return self._generation(await self._send(self._get_call(generation_id)))
 
+    async def history(self, generation_id: str) -> Generation:
+        """Async :meth:`SeedanceClient.history`.
+
+        Example:
+            ```python
+            row = await client.history(gid)
+            ```
+        """
+        return self._history_row(await self._send(self._history_call(generation_id)))
+
     async def list(
         self, namespace: str | None = None, model: str | None = None, status: str | None = None
     ) -> builtins.list[Generation]:
@@ -748,14 +795,19 @@ class AsyncSeedanceClient(_BaseClient[httpx.AsyncClient]):
         """
         tracker = self._wait_tracker(generation_id, timeout, poll_interval, on_status, not_found_grace)
         while True:
-            row = tracker.take(await self._poll(generation_id))
+            row = tracker.take(await self._poll(self.get, generation_id))
+            if row is None and tracker.history_due:  # the row answered 404: ask the history
+                row = tracker.take_history(await self._poll(self.history, generation_id))
             if row is not None:
                 return row
             await anyio.sleep(tracker.next_delay())
 
-    async def _poll(self, generation_id: str) -> Generation | SeedanceError:
+    @staticmethod
+    async def _poll(
+        read: Callable[[str], Awaitable[Generation]], generation_id: str
+    ) -> Generation | SeedanceError:
         try:
-            return await self.get(generation_id)
+            return await read(generation_id)
         except SeedanceError as exc:
             return exc
 

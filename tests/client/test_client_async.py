@@ -119,6 +119,7 @@ async def test_retry_after_is_honoured(aclient: AsyncSeedanceClient, api: respx.
 
 
 async def test_wait(aclient: AsyncSeedanceClient, api: respx.MockRouter) -> None:
+    api.get(url(f"/ai/generations/{GID}")).mock(return_value=not_found())
     api.get(url(f"/ai/queue/{GID}")).mock(
         side_effect=[
             not_found(),

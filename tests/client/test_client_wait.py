@@ -75,6 +75,7 @@ def test_deadline(client: SeedanceClient, api: respx.MockRouter) -> None:
 
 
 def test_404_grace_after_enqueue(client: SeedanceClient, api: respx.MockRouter) -> None:
+    api.get(url(f"/ai/generations/{GID}")).mock(return_value=not_found())
     api.get(url(f"/ai/queue/{GID}")).mock(
         side_effect=[not_found(), not_found(), ok("processing"), ok("succeeded")]
     )
@@ -82,6 +83,7 @@ def test_404_grace_after_enqueue(client: SeedanceClient, api: respx.MockRouter) 
 
 
 def test_404_after_grace_raises(client: SeedanceClient, api: respx.MockRouter) -> None:
+    api.get(url(f"/ai/generations/{GID}")).mock(return_value=not_found())
     route = api.get(url(f"/ai/queue/{GID}")).mock(return_value=not_found())
     with pytest.raises(NotFoundError):
         client.wait(GID, not_found_grace=0.1, **FAST)
@@ -89,6 +91,7 @@ def test_404_after_grace_raises(client: SeedanceClient, api: respx.MockRouter) -
 
 
 def test_404_once_seen_raises(client: SeedanceClient, api: respx.MockRouter) -> None:
+    api.get(url(f"/ai/generations/{GID}")).mock(return_value=not_found())
     api.get(url(f"/ai/queue/{GID}")).mock(side_effect=[ok("processing"), not_found()])
     with pytest.raises(NotFoundError):
         client.wait(GID, **FAST)

@@ -102,18 +102,93 @@ def test_status_changes_reported_once_each(waiter: Waiter, api: respx.MockRouter
     assert route.call_count == 4
 
 
+def history(api: respx.MockRouter, *answers: httpx.Response) -> respx.Route:
+    """Mock the history lookup: these answers in turn, then 404 for ever."""
+    answers_left = list(answers)
+    return api.get(url(f"/ai/generations/{GID}")).mock(
+        side_effect=lambda request: answers_left.pop(0) if answers_left else not_found()
+    )
+
+
+def in_history(status: str, **extra: object) -> httpx.Response:
+    """The documented detail answer of ``GET /ai/generations/{id}``."""
+    body = {"generation": row(status, cost="2.00", username="me", **extra), "status": "success"}
+    return httpx.Response(200, json={**body, "status_message": "resource_found"})
+
+
 def test_early_404_is_read_after_write_lag(waiter: Waiter, api: respx.MockRouter) -> None:
     route = api.get(url(f"/ai/queue/{GID}")).mock(
         side_effect=[not_found(), not_found(), ok("processing"), ok("succeeded")]
     )
+    lookups = history(api)
     assert waiter(GID, **FAST).status == "succeeded"
     assert route.call_count == 4
+    assert lookups.call_count == 2  # each 404 asked the history, which did not know it yet either
 
 
 def test_404_after_the_row_was_seen_is_raised(waiter: Waiter, api: respx.MockRouter) -> None:
     api.get(url(f"/ai/queue/{GID}")).mock(side_effect=[ok("processing"), not_found()])
-    with pytest.raises(NotFoundError):
+    lookups = history(api)
+    with pytest.raises(NotFoundError) as info:
         waiter(GID, **FAST)
+    assert lookups.call_count == 1
+    assert str(info.value) == (
+        f"The service answered 404 resource_not_found: Generation {GID} is gone: the queue row answered 404 "
+        "after it was seen processing; no completion event was received (none subscribed); the history "
+        "lookup answered 404 resource_not_found"
+    )
+    assert isinstance(info.value.__cause__, NotFoundError)  # the history's own answer
+
+
+def test_vanished_row_is_found_in_the_history(waiter: Waiter, api: respx.MockRouter) -> None:
+    api.get(url(f"/ai/queue/{GID}")).mock(side_effect=[ok("processing"), not_found()])
+    lookups = history(api, in_history("succeeded", result_url="https://cdn.test/v.mp4"))
+    seen: list[str] = []
+    result = waiter(GID, on_status=lambda g: seen.append(g.status), **FAST)
+    assert (result.status, result.result_url) == ("succeeded", "https://cdn.test/v.mp4")
+    assert result.extra_fields["cost"] == "2.00"
+    assert seen == ["processing", "succeeded"] and lookups.call_count == 1
+
+
+def test_vanished_row_failed_in_the_history(waiter: Waiter, api: respx.MockRouter) -> None:
+    api.get(url(f"/ai/queue/{GID}")).mock(side_effect=[ok("processing"), not_found()])
+    history(api, in_history("failed", error_message=f"Insufficient credits for {KEY}"))
+    with pytest.raises(GenerationFailed) as info:
+        waiter(GID, **FAST)
+    assert info.value.error_message == "Insufficient credits for ***"
+
+
+def test_history_still_active_polls_on(waiter: Waiter, api: respx.MockRouter) -> None:
+    route = api.get(url(f"/ai/queue/{GID}")).mock(side_effect=[not_found(), ok("succeeded")])
+    history(api, in_history("processing"))
+    assert waiter(GID, **FAST).status == "succeeded"
+    assert route.call_count == 2
+
+
+def test_history_transient_error_is_tolerated(waiter: Waiter, api: respx.MockRouter) -> None:
+    api.get(url(f"/ai/queue/{GID}")).mock(side_effect=[ok("processing"), not_found(), not_found()])
+    lookups = history(api, httpx.Response(503), in_history("succeeded", result_url="https://cdn.test/v.mp4"))
+    assert waiter(GID, **FAST).result_url == "https://cdn.test/v.mp4"
+    assert lookups.call_count == 2
+
+
+def test_history_refusal_is_named(waiter: Waiter, api: respx.MockRouter) -> None:
+    api.get(url(f"/ai/queue/{GID}")).mock(side_effect=[ok("queued"), not_found()])
+    denied = {"error": {"type": "forbidden", "title": "Forbidden", "detail": "history is off"}}
+    history(api, httpx.Response(403, json=denied))
+    with pytest.raises(
+        NotFoundError,
+        match=r"after it was seen queued; .* history lookup answered 403 forbidden: history is off",
+    ):
+        waiter(GID, **FAST)
+
+
+@pytest.mark.parametrize("poller", [via_client_wait, via_async_wait], ids=["client_wait", "async_wait"])
+def test_unknown_past_the_grace_names_all_three(poller: Waiter, api: respx.MockRouter) -> None:
+    api.get(url(f"/ai/queue/{GID}")).mock(return_value=not_found())
+    history(api)
+    with pytest.raises(NotFoundError, match="answered 404 for 0 s and was never seen; no completion event"):
+        poller(GID, not_found_grace=0.05, **FAST)
 
 
 def test_transient_errors_tolerated(waiter: Waiter, api: respx.MockRouter) -> None:
