@@ -1,8 +1,10 @@
 """The ``batch_reference_to_video`` flow: many requests from a manifest, bounded at the service.
 
 Steps: read and check every row (bad rows reported with line number, name and problems, then
-skipped) -> skip rows an earlier run delivered (the journal) -> refuse to start over the budget ->
-run the rows on threads (:mod:`seedance_prefect.batch.runner`). Per row: ``prepare_references``
+skipped) -> skip rows an earlier run delivered to this target (the journal, checked against the
+target) -> copy (or download again) rows an earlier run delivered elsewhere, never generating them
+again (:mod:`seedance_prefect.delivery.redeliver`) -> refuse to start over the budget -> run the
+rows on threads (:mod:`seedance_prefect.batch.runner`). Per row: ``prepare_references``
 (when it has references) -> the task ``generate <name>`` (enqueue + wait, holding
 ``num_generations`` slots of the Prefect **global concurrency limit**, ``seedance-generations`` by
 default, from right before the POST until the generations are terminal) -> one task
@@ -22,9 +24,11 @@ Example:
 # No `from __future__ import annotations` here: Prefect builds the flow's parameter model from
 # these annotations, and string annotations do not resolve when a runner loads the flow by entrypoint.
 
+import contextvars
 import re
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +46,8 @@ from .batch.manifest import BatchPlan, BatchRow, plan_batch, read_manifest
 from .batch.runner import Permits, run_rows
 from .batch.todo import select_rows
 from .credentials import OxenCredentials, resolve_credentials
-from .delivery.folder import DeliveredVideo
+from .delivery.folder import DeliveredVideo, work_dirs
+from .delivery.redeliver import Redelivered, redeliver, succeeded_generation
 from .delivery.targets import DeliveryTarget, resolve_target
 from .errors import BatchFailed, SeedanceError
 from .flows import _RUN_CREDENTIALS, cancel_remote_generations
@@ -63,7 +68,13 @@ __all__ = [
 DEFAULT_LIMIT_NAME = "seedance-generations"
 #: Limit created when none exists and the run does not name one.
 DEFAULT_CONCURRENCY = 4
-SUMMARY_COLUMNS = ("line", "name", "status", "generation", "video", "seconds", "cost_usd", "error")
+SUMMARY_COLUMNS = ("line", "name", "status", "generation", "video", "source", "seconds", "cost_usd", "error")
+#: How to get past a row whose videos can be neither copied nor downloaded again.
+NEW_HINT = (
+    "pay for one with seedance generate --new (this row's request) or another --run-key (every row again)"
+)
+#: Rows copied (or downloaded again) at the same time, beside the generations.
+REDELIVERY_THREADS = 4
 
 
 def ensure_concurrency_limit(name: str = DEFAULT_LIMIT_NAME, limit: int | None = None) -> int:
@@ -222,6 +233,100 @@ def _finish(
     )
 
 
+def _download_again(
+    row: BatchRow,
+    generation_id: str,
+    name: str,
+    credentials: OxenCredentials,
+    target: DeliveryTarget,
+    options: _RowOptions,
+) -> DeliveredVideo:
+    """GET a generation an earlier run delivered and, if the service still serves its result, run
+    the usual ``deliver <name>`` step on it (download -> verify -> deliver)."""
+    with credentials.get_client() as client:
+        generation = succeeded_generation(client, generation_id)
+    count = row.request.num_generations
+    return deliver_generation(
+        generation,
+        credentials,
+        row.request,
+        name=name,
+        output=options.output,
+        target=target,
+        cost_usd=row.cost.usd / max(1, count),
+        started=options.started,
+    )
+
+
+def _redeliver_row(
+    row: BatchRow,
+    recorded: list[dict[str, Any]],
+    credentials: OxenCredentials,
+    target: DeliveryTarget,
+    options: _RowOptions,
+) -> dict[str, Any]:
+    """Deliver a row an earlier run delivered elsewhere to ``target``, without a new generation.
+
+    Each video is copied from its earlier delivery, else downloaded again from the service, else
+    the row fails naming how to pay for a new generation
+    (:func:`~seedance_prefect.delivery.redeliver.redeliver`). Never enqueues anything.
+    """
+    work, _ = work_dirs(options.output)
+    done: list[Redelivered] = []
+    failures: list[str] = []
+    for index, delivery in enumerate(recorded):
+        gid = str(delivery["generation_id"])
+        name = row.name if len(recorded) == 1 else f"{row.name}-{index + 1}"
+        try:
+            done.append(
+                redeliver(
+                    delivery,
+                    target,
+                    name,
+                    workdir=work,
+                    download_again=lambda gid=gid, name=name: _download_again(  # type: ignore[misc]
+                        row, gid, name, credentials, target, options
+                    ),
+                    new_hint=NEW_HINT,
+                )
+            )
+        except SeedanceError as exc:
+            failures.append(str(exc) if gid in str(exc) else f"{gid}: {exc}")
+    Journal(options.journal_dir).record_deliveries(row.fingerprint, [d.delivered for d in done])
+    if failures:
+        get_run_logger().error("Row %d (%s) failed: %s", row.line, row.name, "; ".join(failures))
+        status = "failed"
+    else:
+        status = "skipped" if all(d.how == "already there" for d in done) else "copied"
+    return _row(
+        row.line,
+        row.name,
+        status,
+        generation=", ".join(str(d["generation_id"]) for d in recorded),
+        video=", ".join(d.delivered.video for d in done),
+        source=", ".join(d.source for d in done if d.how != "already there"),
+        error="; ".join(failures),
+    )
+
+
+def _redeliver_rows(
+    rows: list[tuple[BatchRow, list[dict[str, Any]]]],
+    credentials: OxenCredentials,
+    target: DeliveryTarget,
+    options: _RowOptions,
+) -> tuple[ThreadPoolExecutor | None, list[tuple[BatchRow, "Future[dict[str, Any]]"]]]:
+    """Start redelivering ``rows`` on a few threads (each in a copy of the flow run's context)."""
+    if not rows:
+        return None, []
+    pool = ThreadPoolExecutor(min(REDELIVERY_THREADS, len(rows)), thread_name_prefix="seedance-copy")
+    futures = []
+    for row, done in rows:
+        context = contextvars.copy_context()  # one per task: a context runs in one thread at a time
+        future = pool.submit(context.run, _redeliver_row, row, done, credentials, target, options)
+        futures.append((row, future))
+    return pool, futures
+
+
 class _RowProgress:
     """One progress artifact for the whole batch: the share of rows done (not one per generation)."""
 
@@ -293,8 +398,11 @@ def batch_reference_to_video(
 
     Returns:
         ``{"rows": [...], "totals": {...}}``: one summary row per manifest row (``line``,
-        ``name``, ``status`` delivered/skipped/failed/invalid, ``generation``, ``video``,
-        ``seconds``, ``cost_usd``, ``error``) and the run's totals.
+        ``name``, ``status``, ``generation``, ``video``, ``source``, ``seconds``, ``cost_usd``,
+        ``error``) and the run's totals. ``status`` is ``delivered`` (generated now),
+        ``copied`` (delivered earlier to another target, copied or downloaded again now: no new
+        generation; ``source`` says from where), ``skipped`` (already there: delivered earlier to
+        this target), ``failed`` or ``invalid``.
 
     Raises:
         InvalidRequest: The manifest or the delivery target is unusable (nothing was sent).
@@ -318,26 +426,30 @@ def batch_reference_to_video(
     for bad in plan.rejected:
         logger.warning("Skipping invalid row %s", bad)
         summary.append(_row(bad.line, bad.name, "invalid", error="; ".join(bad.problems)))
-    todo = select_rows(plan.rows, journal, budget_usd=budget_usd, limit=limit)
+    todo = select_rows(plan.rows, journal, budget_usd=budget_usd, limit=limit, target=target)
     for row, problem in todo.over_limit:
         logger.warning("Skipping invalid row %d (%s): %s", row.line, row.name, problem)
         summary.append(_row(row.line, row.name, "invalid", error=problem))
-    for row, done in todo.delivered:
+    for row, done in todo.already_there:
         videos = ", ".join(str(d.get("video", "")) for d in done)
         generation = ", ".join(d["generation_id"] for d in done)
         summary.append(_row(row.line, row.name, "skipped", generation=generation, video=videos))
     to_run, cost = todo.to_run, todo.cost_usd
     logger.info(
-        "Batch: %d rows to run (estimated $%.2f), %d already delivered, %d invalid; limit %r = %d",
+        "Batch: %d rows to run (estimated $%.2f), %d to copy from an earlier delivery (free), "
+        "%d already there, %d invalid; limit %r = %d",
         len(to_run),
         cost,
-        sum(1 for s in summary if s["status"] == "skipped"),
+        len(todo.to_redeliver),
+        len(todo.already_there),
         sum(1 for s in summary if s["status"] == "invalid"),
         limit_name,
         limit,
     )
 
     options = _RowOptions(journal_dir, timeout_seconds, poll_interval, output, started)
+    # rows delivered elsewhere before: copied (or downloaded again) beside the generations, never enqueued
+    copying, copies = _redeliver_rows(todo.to_redeliver, creds, target, options)
     if to_run:
         progress = _RowProgress(len(to_run))
         with progress.reporter:
@@ -352,14 +464,22 @@ def batch_reference_to_video(
                 slots=limit,
                 on_result=progress.row_done,
             )
+    for row, future in copies:
+        try:
+            summary.append(future.result())
+        except Exception as exc:  # a bug or a storage error outside redeliver's own handling
+            summary.append(_failed(row, exc))
+    if copying is not None:
+        copying.shutdown()
     summary.sort(key=lambda r: r["line"])
     totals = RunTotals.from_rows(summary, time.time() - started)
     create_table_artifact(
         [{k: r[k] for k in SUMMARY_COLUMNS} for r in summary],
         key=_artifact_key(manifest),
         description=(
-            f"Seedance batch: {totals.delivered} delivered, {totals.skipped} already delivered, "
-            f"{totals.failed} failed, {totals.invalid} invalid; {totals.generations} videos, "
+            f"Seedance batch: {totals.delivered} delivered, {totals.copied} copied, "
+            f"{totals.skipped} already there, {totals.failed} failed, {totals.invalid} invalid; "
+            f"{totals.generations} new videos, "
             f"{totals.seconds:g} s, estimated ${totals.cost_usd:.2f}"
         ),
     )
@@ -371,7 +491,7 @@ def batch_reference_to_video(
     result = {"rows": summary, "totals": totals.as_dict()}
     if not totals.ok:
         raise BatchFailed(
-            f"{totals.delivered + totals.skipped} of {totals.rows} rows delivered; "
+            f"{totals.done} of {totals.rows} rows delivered; "
             f"{totals.failed} failed, {totals.invalid} invalid",
             result,
         )

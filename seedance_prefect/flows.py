@@ -18,6 +18,7 @@ Example:
 # No `from __future__ import annotations` here: Prefect builds the flow's parameter model from
 # these annotations, and string annotations do not resolve when a runner loads the flow by entrypoint.
 
+import functools
 import re
 import time
 from collections import OrderedDict
@@ -30,8 +31,10 @@ from prefect.events import emit_event
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
 
+from .batch.manifest import already_delivered
 from .credentials import OxenCredentials, resolve_credentials
 from .delivery.folder import DeliveredVideo, default_name, safe_name, work_dirs
+from .delivery.redeliver import redeliver, succeeded_generation
 from .delivery.targets import resolve_target
 from .errors import SeedanceError
 from .generation.journal import Journal
@@ -169,7 +172,10 @@ def reference_to_video(
         sync: Use the synchronous endpoint (one video; ``response_format`` url or b64_json).
         name: Base name of the outputs; default from the prompt and the request fingerprint.
         run_key: Extra key: equal requests with different keys are generated separately.
-        new: Force a fresh generation instead of reattaching to an earlier one.
+        new: Force a fresh (paid) generation instead of reattaching to an earlier one. Without it,
+            videos an earlier run delivered are delivered again with no new generation: kept when
+            this target already holds them, else copied from the earlier delivery, else
+            downloaded again from the service; when none works they fail, naming ``--new``.
         timeout_seconds: Deadline for each generation; past it the generation is cancelled.
         poll_interval: Seconds between fallback polls (completion events arrive sooner).
         base_dir: Folder that relative local paths in the request are relative to.
@@ -217,24 +223,54 @@ def reference_to_video(
     delivered: list[DeliveredVideo] = []
     failures: list[tuple[str, BaseException]] = []
 
-    def finish(video: DownloadedVideo, row: Any, index: int, count: int) -> None:
-        nm = base_name if count == 1 else f"{base_name}-{index + 1}"
-        delivered.append(
-            finish_generation(
-                video,
-                row,
-                req,
-                name=nm,
-                output=out,
-                target=target,
-                endpoint="sync" if sync else "queue",
-                cost_usd=cost.usd / max(1, count),
-                started=started,
-            )
+    def output_name(index: int, count: int) -> str:
+        return base_name if count == 1 else f"{base_name}-{index + 1}"
+
+    def deliver(video: DownloadedVideo, row: Any, index: int, count: int) -> DeliveredVideo:
+        return finish_generation(
+            video,
+            row,
+            req,
+            name=output_name(index, count),
+            output=out,
+            target=target,
+            endpoint="sync" if sync else "queue",
+            cost_usd=cost.usd / max(1, count),
+            started=started,
         )
 
+    def finish(video: DownloadedVideo, row: Any, index: int, count: int) -> None:
+        delivered.append(deliver(video, row, index, count))
+
+    def download_again(gid: str, index: int, count: int) -> DeliveredVideo:
+        with creds.get_client() as client:
+            row = succeeded_generation(client, gid)  # DownloadError when the service no longer has it
+        return deliver(download_video(row, creds, str(work)), row, index, count)
+
+    fingerprint = prepared.fingerprint(run_key)
+    # Delivered by an earlier run (maybe to another target): already there, copied or downloaded
+    # again; never enqueued again (new=True changed the run key, so nothing is found then).
+    earlier = None if sync or new else already_delivered(Journal(journal_dir), fingerprint)
     if sync:
         finish(generate_sync(prepared, creds, str(work)), None, 0, 1)
+    elif earlier:
+        for index, recorded in enumerate(earlier):
+            gid, count = str(recorded["generation_id"]), len(earlier)
+            try:
+                done = redeliver(
+                    recorded,
+                    target,
+                    output_name(index, count),
+                    workdir=work,
+                    download_again=functools.partial(download_again, gid, index, count),
+                )
+            except SeedanceError as exc:
+                logger.error("Generation %s: %s", gid, exc)
+                failures.append((gid, exc))
+            else:
+                logger.info("Generation %s (delivered before): %s, %s", gid, done.how, done.delivered.video)
+                delivered.append(done.delivered)
+        Journal(journal_dir).record_deliveries(fingerprint, delivered)
     else:
         ids = enqueue_generation(prepared, creds, run_key=run_key, journal_dir=journal_dir)
         for index, gid in enumerate(ids):
@@ -244,7 +280,7 @@ def reference_to_video(
             except SeedanceError as exc:
                 logger.error("Generation %s: %s", gid, exc)
                 failures.append((gid, exc))
-        Journal(journal_dir).record_deliveries(prepared.fingerprint(run_key), delivered)
+        Journal(journal_dir).record_deliveries(fingerprint, delivered)
 
     create_markdown_artifact(
         _summary(req, delivered, [f"{g}: {e}" for g, e in failures], cost, started),

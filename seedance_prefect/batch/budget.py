@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import BudgetExceeded, FieldProblem, InvalidRequest
 
-__all__ = ["BudgetExceeded", "RunTotals", "check_budget"]
+__all__ = ["STATUSES", "BudgetExceeded", "RunTotals", "check_budget"]
 
 
 def check_budget(cost_usd: float, budget_usd: float | None) -> None:
@@ -55,29 +55,43 @@ def check_budget(cost_usd: float, budget_usd: float | None) -> None:
         raise BudgetExceeded(cost_usd, budget_usd)
 
 
+#: Per-row statuses of a batch summary, in the order the totals print them.
+STATUSES = ("delivered", "copied", "skipped", "failed", "invalid")
+
+
 @dataclass
 class RunTotals:
     """Totals of one batch run.
 
+    A row's ``status`` is one of :data:`STATUSES`: ``delivered`` (generated and delivered by this
+    run), ``copied`` (delivered to this target by this run without a new generation: copied from
+    an earlier delivery, or downloaded again from the service), ``skipped`` (already there: an
+    earlier run delivered it to this very target; the summary prints it as "already there"; the
+    value stays ``skipped`` for those who parse it), ``failed`` or ``invalid``.
+
     Attributes:
         rows: Rows in the manifest (or the shard).
-        delivered: Rows delivered by this run.
-        skipped: Rows already delivered by an earlier run.
+        delivered: Rows generated and delivered by this run.
+        copied: Rows delivered to this target by this run without a new generation.
+        skipped: Rows already there (delivered to this target by an earlier run).
         failed: Rows that failed.
         invalid: Rows refused by the checks.
-        generations: Videos delivered by this run.
-        seconds: Seconds of video delivered by this run (requested durations).
-        cost_usd: Estimated cost of the videos delivered by this run.
+        generations: New videos generated and delivered by this run (copies are not counted).
+        seconds: Seconds of those new videos (requested durations).
+        cost_usd: Estimated cost of those new videos (copies cost nothing).
         wall_seconds: Wall time of the run.
 
     Example:
-        >>> RunTotals.from_rows([{"status": "delivered", "generations": 2, "seconds": 10, "cost_usd": 4.0},
-        ...                      {"status": "invalid"}]).as_dict()["cost_usd"]
-        4.0
+        >>> totals = RunTotals.from_rows([
+        ...     {"status": "delivered", "generations": 2, "seconds": 10, "cost_usd": 4.0},
+        ...     {"status": "copied"}, {"status": "skipped"}, {"status": "invalid"}])
+        >>> totals.as_dict()["cost_usd"], totals.copied, totals.done, totals.ok
+        (4.0, 1, 3, False)
     """
 
     rows: int = 0
     delivered: int = 0
+    copied: int = 0
     skipped: int = 0
     failed: int = 0
     invalid: int = 0
@@ -88,13 +102,18 @@ class RunTotals:
 
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, Any]], wall_seconds: float = 0.0) -> RunTotals:
-        """Add up summary rows (``status``, ``generations``, ``seconds``, ``cost_usd``)."""
+        """Add up summary rows (``status``, ``generations``, ``seconds``, ``cost_usd``).
+
+        Example:
+            >>> RunTotals.from_rows([{"status": "copied", "generations": 0}]).copied
+            1
+        """
         totals = cls(wall_seconds=round(wall_seconds, 1))
         for row in rows:
             totals.rows += 1
             status = row.get("status")
-            if status in ("delivered", "skipped", "failed", "invalid"):
-                setattr(totals, status, getattr(totals, status) + 1)
+            if status in STATUSES:
+                setattr(totals, str(status), getattr(totals, str(status)) + 1)
             if status == "delivered":
                 totals.generations += int(row.get("generations") or 0)
                 totals.seconds += float(row.get("seconds") or 0.0)
@@ -103,9 +122,14 @@ class RunTotals:
         return totals
 
     @property
+    def done(self) -> int:
+        """Rows whose videos are in the target now: delivered, copied or already there."""
+        return self.delivered + self.copied + self.skipped
+
+    @property
     def ok(self) -> bool:
-        """True when every row was delivered (now or by an earlier run)."""
-        return self.rows > 0 and self.delivered + self.skipped == self.rows
+        """True when every row's videos are in the target (delivered, copied or already there)."""
+        return self.rows > 0 and self.done == self.rows
 
     def as_dict(self) -> dict[str, Any]:
         """Return the totals as a JSON-ready dict."""

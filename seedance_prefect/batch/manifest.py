@@ -379,13 +379,21 @@ def plan_batch(
 def already_delivered(journal: Journal, fingerprint: str) -> list[dict[str, Any]] | None:
     """Return a row's recorded deliveries when every generation of its last attempt was delivered.
 
+    *Delivered* here means delivered somewhere, by some earlier run: the journal keeps the last
+    place each video went, whatever the target. Whether the target of this run holds them is the
+    target's question (:meth:`~seedance_prefect.delivery.targets.DeliveryTarget.find_delivered`,
+    asked by :func:`~seedance_prefect.batch.todo.select_rows`); a video delivered elsewhere is
+    copied or downloaded again (:func:`~seedance_prefect.delivery.redeliver.redeliver`), never
+    generated again.
+
     Args:
         journal: The enqueue journal.
         fingerprint: The row's fingerprint (:attr:`BatchRow.fingerprint`).
 
     Returns:
-        One dict per generation (``generation_id``, ``video``, ``sha256``), or None when the row
-        still has to run (never enqueued, in flight, or not every video delivered).
+        One dict per generation, in the attempt's order (``generation_id``, ``video``, ``sha256``
+        and whatever else the journal recorded), or None when the row still has to be generated
+        (never enqueued, in flight, or not every video delivered).
 
     Example:
         >>> import tempfile

@@ -221,7 +221,8 @@ def run_batch(
         except BudgetExceeded as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        waiting = f"{len(todo.to_run)} of {len(plan.rows)} valid rows to run; starting Prefect..."
+        earlier = f", {len(todo.delivered)} delivered by an earlier run" if todo.delivered else ""
+        waiting = f"{len(todo.to_run)} of {len(plan.rows)} valid rows to generate{earlier}; starting Prefect"
         print(waiting, file=sys.stderr)
         from ..batch_flows import DEFAULT_LIMIT_NAME, BatchFailed, batch_reference_to_video
 
@@ -254,8 +255,17 @@ def run_batch(
     return code
 
 
+#: How the summary table shows a row's ``status`` (the value itself stays, for those who parse it).
+_STATUS_LABELS = {"skipped": "already there"}
+
+
 def format_summary(result: dict[str, Any]) -> str:
     """Return a batch summary (``{"rows": [...], "totals": {...}}``) as a terminal table.
+
+    The status column is the row's ``status``, but ``skipped`` reads ``already there`` (delivered
+    to this target by an earlier run); ``copied`` rows were delivered by an earlier run elsewhere
+    and copied (or downloaded again) now, with no new generation. The last line counts the rows
+    that are in the target now, split by how; its videos, seconds and cost are the new generations'.
 
     Args:
         result: What ``batch_reference_to_video`` returned (or ``BatchFailed.summary``).
@@ -264,13 +274,18 @@ def format_summary(result: dict[str, Any]) -> str:
         One line per row, then a line of totals.
 
     Example:
-        >>> print(format_summary({"rows": [{"line": 2, "name": "boat", "status": "delivered",
-        ...     "generation": "g1", "seconds": 5.0, "cost_usd": 2.0, "video": "out/boat.mp4",
-        ...     "error": ""}], "totals": {"rows": 1, "delivered": 1, "skipped": 0, "failed": 0,
-        ...     "invalid": 0, "generations": 1, "seconds": 5.0, "cost_usd": 2.0, "wall_seconds": 9.5}}))
-        line  name  status     generation  seconds  cost   video / error
-        2     boat  delivered  g1          5        $2.00  out/boat.mp4
-        Delivered 1 of 1 rows (0 already, 0 failed, 0 invalid): 1 videos, 5 s, estimated $2.00, in 9.5 s
+        >>> lines = format_summary({"rows": [{"line": 2, "name": "boat", "status": "delivered",
+        ...     "generation": "g1", "seconds": 5.0, "cost_usd": 2.0, "video": "out/boat.mp4", "error": ""},
+        ...     {"line": 3, "name": "cat", "status": "skipped", "generation": "g2", "video": "out/cat.mp4"}],
+        ...     "totals": {"rows": 2, "delivered": 1, "copied": 0, "skipped": 1, "failed": 0, "invalid": 0,
+        ...     "generations": 1, "seconds": 5.0, "cost_usd": 2.0, "wall_seconds": 9.5}}).splitlines()
+        >>> print("\\n".join(lines[:-1]))
+        line  name  status         generation  seconds  cost   video / error
+        2     boat  delivered      g1          5        $2.00  out/boat.mp4
+        3     cat   already there  g2          0        $0.00  out/cat.mp4
+        >>> print(lines[-1].replace(": ", ":\\n", 1))  # one line, cut in two here
+        Delivered 2 of 2 rows (1 delivered, 0 copied, 1 already there, 0 failed, 0 invalid):
+        1 new videos, 5 s, estimated $2.00, in 9.5 s
     """
     header = ("line", "name", "status", "generation", "seconds", "cost", "video / error")
     table = [header]
@@ -280,7 +295,7 @@ def format_summary(result: dict[str, Any]) -> str:
             (
                 str(row.get("line", "")),
                 str(row.get("name", ""))[:40],
-                str(row.get("status", "")),
+                _STATUS_LABELS.get(str(row.get("status", "")), str(row.get("status", ""))),
                 str(row.get("generation", ""))[:36],
                 f"{float(row.get('seconds') or 0):g}",
                 f"${float(row.get('cost_usd') or 0):.2f}",
@@ -292,10 +307,12 @@ def format_summary(result: dict[str, Any]) -> str:
         "  ".join([*(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)), r[-1]]).rstrip() for r in table
     ]
     t = result.get("totals", {})
+    delivered, copied, there = (int(t.get(k, 0)) for k in ("delivered", "copied", "skipped"))
     lines.append(
-        f"Delivered {t.get('delivered', 0) + t.get('skipped', 0)} of {t.get('rows', 0)} rows "
-        f"({t.get('skipped', 0)} already, {t.get('failed', 0)} failed, {t.get('invalid', 0)} invalid): "
-        f"{t.get('generations', 0)} videos, {t.get('seconds', 0):g} s, "
+        f"Delivered {delivered + copied + there} of {t.get('rows', 0)} rows "
+        f"({delivered} delivered, {copied} copied, {there} already there, "
+        f"{t.get('failed', 0)} failed, {t.get('invalid', 0)} invalid): "
+        f"{t.get('generations', 0)} new videos, {t.get('seconds', 0):g} s, "
         f"estimated ${t.get('cost_usd', 0):.2f}, in {t.get('wall_seconds', 0):g} s"
     )
     return "\n".join(lines)

@@ -23,6 +23,10 @@ Every target delivers the video and its JSON sidecar, and keeps the folder deliv
   S3 objects also carry the sha256 in their metadata (``x-amz-meta-sha256``).
 - **Never a silent overwrite.** The same bytes under the same name are reused (a re-run costs one
   read-back, no upload); different bytes get a name with the generation id, as in folders.
+- **Already there?** :meth:`DeliveryTarget.find_delivered` tells, cheaply, whether a delivery the
+  journal recorded is in *this* target: its recorded location is under :attr:`DeliveryTarget.url`
+  and the object there has the recorded size (from the journal, or from the sidecar beside it when
+  that sidecar names the recorded sha256; with neither, the stored bytes are hashed).
 
 Example:
     >>> target = resolve_target("memory://doctest-videos", None)
@@ -39,7 +43,7 @@ import os
 import posixpath
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,6 +68,8 @@ BLOCK_TYPES = ("local-file-system", "remote-file-system", "s3-bucket")
 ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"})
 _CHUNK = 1 << 20
 _MAX_CANDIDATES = 100
+#: A sidecar is a few kB; more than this is not one of ours.
+_MAX_SIDECAR_BYTES = 1 << 20
 
 
 def _problem(found: str, message: str, fix: str) -> InvalidRequest:
@@ -109,6 +115,34 @@ class DeliveryTarget(ABC):
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Fail early (before anything is paid) when the target is clearly unusable."""
+
+    def find_delivered(self, delivery: Mapping[str, Any]) -> DeliveredVideo | None:
+        """Return a recorded delivery when this target really holds it, else None.
+
+        Cheap on purpose (a stat or HEAD plus, at most, a read of the small sidecar): the video
+        must be at its recorded location, under :attr:`url`, with the recorded size. The size is
+        the journal's ``size_bytes`` when it has one, else the ``size_bytes`` of the sidecar next
+        to the video when that sidecar names the recorded ``sha256``; with neither, the stored
+        bytes are read and hashed. A video replaced by other bytes of the very same size, with its
+        sidecar left alone, is not noticed.
+
+        Args:
+            delivery: What the journal recorded: ``generation_id``, ``video`` (path or URL),
+                ``sha256`` and, when known, ``size_bytes``.
+
+        Returns:
+            The delivery as found here (``reused=True``), or None when it is elsewhere or gone.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> tmp = pathlib.Path(tempfile.mkdtemp()); video = tmp / "g1.mp4"; _ = video.write_bytes(b"mp4")
+            >>> d = LocalFolderTarget(tmp / "a").deliver(video, "boat", {}, generation_id="g1")
+            >>> LocalFolderTarget(tmp / "a").find_delivered(d.to_dict()).reused
+            True
+            >>> LocalFolderTarget(tmp / "b").find_delivered(d.to_dict()) is None
+            True
+        """
+        return None
 
     def asset_key(self, name: str) -> str | None:
         """Return a Prefect asset key for ``<name>.mp4`` here, or None when none fits."""
@@ -164,6 +198,28 @@ class LocalFolderTarget(DeliveryTarget):
         except OSError as exc:
             raise _problem(self.url, "Cannot create the output folder", f"Check the path ({exc})") from None
 
+    def find_delivered(self, delivery: Mapping[str, Any]) -> DeliveredVideo | None:
+        """A recorded video directly in this folder, with its recorded size (see the base class)."""
+        video, digest = str(delivery.get("video") or ""), str(delivery.get("sha256") or "")
+        if "://" in video and not video.startswith("file://"):
+            return None
+        path = Path(video.removeprefix("file://"))
+        if not digest or not path.is_absolute() or path.parent != self.folder:
+            return None
+        try:
+            size = path.stat().st_size if path.is_file() else None
+        except OSError:
+            return None
+        if size is None:
+            return None
+        sidecar = path.with_suffix(".json")
+        expected = _recorded_size(delivery, sidecar.read_bytes)
+        held = size == expected if expected is not None else file_sha256(path)[0] == digest
+        if not held:
+            return None
+        generation_id = str(delivery.get("generation_id", ""))
+        return DeliveredVideo(generation_id, str(path), str(sidecar), digest, size, reused=True)
+
     def asset_key(self, name: str) -> str | None:
         """``file://<folder>/<name>.mp4``."""
         return f"file://{self.folder / (safe_name(name) + '.mp4')}"
@@ -176,10 +232,27 @@ class _Store(Protocol):
 
     def size(self, key: str) -> int | None: ...
     def sha256(self, key: str) -> str: ...
+    def read(self, key: str, limit: int) -> bytes: ...
     def put_file(self, local: Path, key: str, content_type: str, sha256: str | None) -> None: ...
     def move(self, src: str, dst: str) -> None: ...
     def delete(self, key: str) -> None: ...
     def url(self, key: str) -> str: ...
+
+
+def _recorded_size(delivery: Mapping[str, Any], read_sidecar: Callable[[], bytes]) -> int | None:
+    """The size a recorded video must have: the journal's, or its sidecar's when that sidecar names
+    the recorded sha256; None when neither tells."""
+    size = delivery.get("size_bytes")
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size
+    try:
+        document = json.loads(read_sidecar())
+    except Exception:  # no sidecar, unreadable, not JSON: the caller hashes instead
+        return None
+    if not isinstance(document, dict) or document.get("sha256") != delivery.get("sha256"):
+        return None
+    found = document.get("size_bytes")
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
 
 
 def _candidates(name: str, generation_id: str) -> Iterator[str]:
@@ -268,6 +341,25 @@ class _ObjectTarget(DeliveryTarget):
             generation_id, self.store.url(key), self.store.url(sidecar_key), digest, size, reused
         )
 
+    def find_delivered(self, delivery: Mapping[str, Any]) -> DeliveredVideo | None:
+        """A recorded video under this target's URL, with its recorded size (see the base class)."""
+        video, digest = str(delivery.get("video") or ""), str(delivery.get("sha256") or "")
+        prefix = self.url.rstrip("/") + "/"
+        if not digest or not video.startswith(prefix) or not video.endswith(".mp4"):
+            return None
+        key = video[len(prefix) :]
+        size = self.store.size(key)
+        if size is None:
+            return None
+        sidecar_key = key[: -len(".mp4")] + ".json"
+        expected = _recorded_size(delivery, lambda: self.store.read(sidecar_key, _MAX_SIDECAR_BYTES))
+        held = size == expected if expected is not None else self.store.sha256(key) == digest
+        if not held:
+            return None
+        return DeliveredVideo(
+            str(delivery.get("generation_id", "")), video, self.store.url(sidecar_key), digest, size, True
+        )
+
     def asset_key(self, name: str) -> str | None:
         """The video's URL."""
         return self.store.url(f"{safe_name(name)}.mp4")
@@ -304,6 +396,10 @@ class _FsspecStore:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
         return digest.hexdigest()
+
+    def read(self, key: str, limit: int) -> bytes:
+        with self.fs.open(self._path(key), "rb") as handle:
+            return bytes(handle.read(limit))
 
     def put_file(self, local: Path, key: str, content_type: str, sha256: str | None) -> None:
         path = self._path(key)
@@ -406,6 +502,10 @@ class _S3BucketStore:
         for chunk in iter(lambda: body.read(_CHUNK), b""):
             digest.update(chunk)
         return digest.hexdigest()
+
+    def read(self, key: str, limit: int) -> bytes:
+        body = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=0-{limit - 1}")
+        return bytes(body["Body"].read())
 
     def put_file(self, local: Path, key: str, content_type: str, sha256: str | None) -> None:
         extra: dict[str, Any] = {"ContentType": content_type}

@@ -164,7 +164,9 @@ def test_cli_batch_exit_codes_and_table(emu, tmp_path, capsys):
     assert main(["batch", str(manifest), "--out", str(tmp_path / "o"), "--concurrency", "2"]) == 1
     captured = capsys.readouterr()
     assert "line 4 (c): duration: Invalid duration" in captured.err
-    assert "Delivered 2 of 3 rows (2 already, 0 failed, 1 invalid)" in captured.out
+    assert "Delivered 2 of 3 rows (0 delivered, 0 copied, 2 already there, 0 failed, 1 invalid)" in (
+        captured.out
+    )
 
     assert main(["batch", str(manifest), "--budget-usd", "0.5", "--run-key", "other"]) == 2
     assert "over the budget" in capsys.readouterr().err
