@@ -34,7 +34,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run, task_run
 from prefect.tasks import exponential_backoff
 
-from .client.completion import CompletionHub, wait_for_completion
+from .client.completion import DEFAULT_CONNECT_TIMEOUT, CompletionHub, wait_for_completion
 from .credentials import OxenCredentials
 from .delivery.folder import DeliveredVideo, work_dirs
 from .delivery.sidecar import build_sidecar
@@ -180,7 +180,9 @@ def enqueue_generation(
 
     The durable journal is written before and after the POST. A re-run reattaches to known
     generations that did not fail; a POST whose answer was lost is recovered by listing the queue
-    and matching prompt and parameters, before anything is posted again.
+    and matching prompt and parameters, before anything is posted again. The account's
+    completion-event stream is connected first (at most 5 s): events are not replayed, so a
+    generation that ends before the waiting step starts still has its event.
 
     Args:
         request: A validated request whose references are reachable.
@@ -194,6 +196,8 @@ def enqueue_generation(
     Returns:
         One generation id per ``num_generations``.
     """
+    # the service does not replay completion events: have the account's stream up before the POST
+    _completion_hub(credentials).ensure_connected(DEFAULT_CONNECT_TIMEOUT)
     with credentials.get_client() as client:
         return enqueue_once(
             client,
@@ -235,8 +239,7 @@ def wait_for_generation(
         if reporter is not None:
             reporter.update((1.0 if row.is_terminal else PROGRESS.get(row.status, 0.3)) * 100)
 
-    api_key = credentials.api_key.get_secret_value()
-    hub = CompletionHub.for_account(credentials.base_url, api_key, credentials.get_client)
+    hub = _completion_hub(credentials)
     with reporter or nullcontext(), credentials.get_client() as client:
         try:
             return wait_for_completion(
@@ -256,6 +259,12 @@ def wait_for_generation(
         except BaseException:  # interrupted: Ctrl-C, SIGTERM, Prefect cancellation or timeout
             _cancel_quietly(client, generation_id, logger)
             raise
+
+
+def _completion_hub(credentials: OxenCredentials) -> CompletionHub:
+    """The account's completion-event stream, shared by every task of the process (one per account)."""
+    api_key = credentials.api_key.get_secret_value()
+    return CompletionHub.for_account(credentials.base_url, api_key, credentials.get_client)
 
 
 def _cancel_quietly(client: Any, generation_id: str, logger: Any) -> None:

@@ -146,7 +146,9 @@ class CompletionHub:
 
         Call it before enqueuing: the service does not replay events, and once connected every
         later completion reaches the hub. On a timeout the caller goes on (polling finds the
-        result, later); that is logged once, until the stream connects.
+        result, later); that is logged once, and later calls do not wait again until the stream
+        has connected (a service without an event stream costs one wait per process, not one per
+        generation).
 
         Returns:
             True when the stream is connected.
@@ -159,7 +161,8 @@ class CompletionHub:
         """
         with self._lock:
             self._start()
-        if self.connected.wait(timeout):
+            gave_up = self._warned
+        if self.connected.wait(0 if gave_up else timeout):
             return True
         with self._lock:
             warn, self._warned = not self._warned, True
