@@ -1,19 +1,49 @@
-"""Enqueue a request once, however often it is run: the never-pay-twice algorithm, without Prefect.
+"""Enqueue a request once, however often and wherever it runs: the never-pay-twice algorithm, without Prefect.
 
 :func:`enqueue_once` is what the ``enqueue_generation`` task runs, usable from any program that holds
-a :class:`~seedance_prefect.client.SeedanceClient`. Under the journal's lock on the request's
-fingerprint it:
+a :class:`~seedance_prefect.client.SeedanceClient`. It reads the request's journal entry
+(:mod:`~seedance_prefect.generation.journal`, in a state store that may be shared by several machines)
+and decides, again after every write it loses:
 
-1. reattaches to the generations of the last attempt when one of them is still active or has
-   succeeded (:func:`reattach`), with no POST;
-2. recovers an attempt still marked ``posting`` (the process died, or the answer was lost) by
-   listing the queue and adopting the rows that match prompt and parameters (:func:`recover_lost`),
-   with no POST;
-3. otherwise writes a new ``posting`` attempt, takes the concurrency slot (if any), posts, waits
-   out 429 answers (:func:`~seedance_prefect.generation.ratelimit.post_waiting_out_429`) and
-   records the generation ids. A transient error (5xx, broken connection) may hide a paid
-   generation, so the queue is listed before the error is passed on; a refusal (400, 401...)
-   created nothing and marks the attempt ``refused``.
+1. the last attempt has ids and one of them is still active or has succeeded: reattach to them
+   (:func:`reattach`), no POST;
+2. the last attempt is ``posting`` and its lease is fresh: another run is posting it right now. Do
+   not post: poll the entry (bounded, backing off to a few reads a second) until its ids appear
+   (then 1.) or its lease expires (its owner died: then 3.);
+3. the last attempt is ``posting`` with an expired lease (or none: an entry of an earlier version):
+   its POST may have created generations whose answer never arrived. List the queue and adopt the
+   rows that match prompt and parameters (:func:`recover_lost`), no POST; when none match, the
+   attempt is marked ``refused`` in the same write as the next claim;
+4. otherwise take the concurrency slot (if any), read the entry again, and *claim* a new attempt
+   with a conditional write (create, or compare-and-swap on the version read). Only the run whose
+   claim lands posts; a run whose write loses (:class:`~seedance_prefect.state.StateConflict`) reads
+   again and decides again. The winner posts, waits out 429 answers
+   (:func:`~seedance_prefect.generation.ratelimit.post_waiting_out_429`) and records the generation
+   ids. A transient error (5xx, broken connection) may hide a paid generation, so the queue is listed
+   before the error is passed on; a refusal (400, 401...) created nothing and marks the attempt
+   ``refused``.
+
+**The claim and its lease.** The claim (the entry's ``claim``: owner ``host:pid:random``, attempt,
+``lease_until``) is written right before the POST, after the slot is taken. (Earlier versions wrote
+the attempt before waiting for the slot; claiming after it costs one more read of the entry per
+generation, about 25 ms on S3, and is what lets the claim be fresh when the POST leaves: correctness
+first.) While the POST is in flight a background thread renews the lease every
+:data:`RENEW_SECONDS` (to :data:`LEASE_SECONDS` ahead); it stops once the ids are recorded, and an
+error or an interruption releases the lease. Each try of the POST first checks that the lease is
+still ours and not about to expire; if not, nothing is posted and the entry is read again. A store
+that reports a conflict for a write that did land (an S3 retry after a lost answer) is handled by
+the owner id: the next read shows our own claim, and we post.
+
+**Clocks.** ``lease_until`` is the owner's wall clock; other machines compare it with theirs, with
+:data:`~seedance_prefect.generation.journal.LEASE_SKEW_SECONDS` to spare. Machines sharing a store
+must keep their clocks within a second or two of each other (NTP does far better). A clock that is
+ahead makes others wait longer; one that is far behind could let a run take over a live claim.
+
+**The remaining window.** A process that is frozen (suspended VM, SIGSTOP, a stop-the-world pause)
+for longer than the lease after its last check and before its POST leaves, while another run takes
+over, lists the queue, finds nothing and posts, can still post a second time when it resumes. The
+late answer is recorded (in its own attempt, with a warning), so both generations stay known to the
+journal and to the cancellation hooks; nothing else is paid.
 
 Example:
     >>> import tempfile
@@ -35,6 +65,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import secrets
+import socket
+import threading
 import time
 from typing import Any, Protocol
 
@@ -42,14 +76,38 @@ from .. import limits
 from ..client import SeedanceClient
 from ..errors import ApiError, RateLimitedError, SeedanceError
 from ..models import Generation, SeedanceRequest
-from .journal import Journal, JournalEntry, row_matches
+from ..state import StateConflict, StateError
+from .journal import Claim, Journal, JournalEntry, row_matches
 from .ratelimit import RATE_LIMIT_TRIES, Log, post_waiting_out_429
 
-__all__ = ["Slot", "enqueue_once", "journal_body", "reattach", "recover_lost", "recover_posting"]
+__all__ = [
+    "LEASE_SECONDS",
+    "RENEW_SECONDS",
+    "WAIT_FOR_OWNER_SECONDS",
+    "Slot",
+    "enqueue_once",
+    "journal_body",
+    "reattach",
+    "recover_lost",
+    "recover_posting",
+]
 
 _LOG = logging.getLogger(__name__)
 
 _REFERENCE_FIELDS = ("input_images", "input_videos", "input_audios")
+
+#: Seconds a claim's lease lasts from its last renewal.
+LEASE_SECONDS = 10.0
+#: Seconds between renewals of the lease while the POST is in flight.
+RENEW_SECONDS = 3.0
+#: Longest wait for another run's live claim; then a transient StateError (a retried task waits again).
+WAIT_FOR_OWNER_SECONDS = 900.0
+#: Share of the lease that must be left for a POST to leave (else the entry is read again first).
+_POST_MARGIN = 0.2
+#: Claims in a row that may expire before their POST leaves (a store slower than the lease) before giving up.
+_LOST_CLAIMS = 3
+#: Polls of an entry claimed by another run: first wait, growth, longest wait (seconds).
+_POLL_FIRST, _POLL_GROWTH, _POLL_LONGEST = 0.05, 1.5, 0.25
 
 
 class Slot(Protocol):
@@ -244,6 +302,223 @@ def reattach(
     return None
 
 
+def _owner_id() -> str:
+    """``host:pid:random``: one per call of :func:`enqueue_once` (two calls of one process differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _usable(client: SeedanceClient, ids: list[str]) -> bool:
+    """Whether one of these generations is still active or has succeeded (404s are not)."""
+    for gid in ids:
+        try:
+            row = client.get(gid)
+        except ApiError as exc:
+            if exc.status_code == 404:
+                continue
+            raise
+        if row.state in ("active", "succeeded"):
+            return True
+    return False
+
+
+class _LeaseLost(Exception):
+    """The claim is no longer ours (or about to expire) and nothing was posted: read and decide again."""
+
+
+class _LeaseKeeper:
+    """Renews a claim's lease from a daemon thread while its POST is in flight."""
+
+    def __init__(self, journal: Journal, fingerprint: str, claim: Claim, log: Log) -> None:
+        self.journal, self.fingerprint, self.log = journal, fingerprint, log
+        self.owner, self.index = claim.owner, claim.attempt
+        self.lease_until = claim.lease_until
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"seedance-lease-{fingerprint[:12]}", daemon=True
+        )
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop renewing (waits for a renewal in flight, at most one lease)."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(LEASE_SECONDS)
+
+    def holds(self) -> bool:
+        """Whether a POST may leave now: the claim is ours and its lease has time left."""
+        return not self.lost and time.time() < self.lease_until - _POST_MARGIN * LEASE_SECONDS
+
+    def _renew(self, entry: JournalEntry | None) -> JournalEntry | None:
+        claim = entry.claim if entry else None
+        if (
+            entry is None
+            or claim is None
+            or (claim.owner, claim.attempt) != (self.owner, self.index)
+            or self.index >= len(entry.attempts)
+            or entry.attempts[self.index].state != "posting"
+        ):
+            self.lost = True
+            return None
+        claim.lease_until = time.time() + LEASE_SECONDS
+        return entry
+
+    def _run(self) -> None:
+        while not self._stop.wait(RENEW_SECONDS):
+            try:
+                written = self.journal.update(self.fingerprint, self._renew)
+            except Exception as exc:  # the store is unreachable: try again at the next tick
+                self.log.warning("Could not renew the claim on %s: %s", self.fingerprint[:12], exc)
+                continue
+            if self.lost:
+                self.log.warning("The claim on %s was taken over while posting", self.fingerprint[:12])
+                return
+            if written is not None and written.claim is not None:
+                self.lease_until = written.claim.lease_until
+
+
+def _close(
+    journal: Journal,
+    fingerprint: str,
+    claim: Claim,
+    log: Log,
+    *,
+    ids: list[str] | None = None,
+    recovered: bool = False,
+    refused: bool = False,
+    detail: str | None = None,
+) -> None:
+    """Record how a claimed attempt ended and release its lease (a conditional read-change-write)."""
+
+    def change(entry: JournalEntry | None) -> JournalEntry | None:
+        if entry is None or claim.attempt >= len(entry.attempts):
+            return None
+        attempt = entry.attempts[claim.attempt]
+        if ids is not None and attempt.generation_ids != ids:
+            late = attempt.state != "posting"
+            attempt.record(ids, recovered=recovered, detail=detail)
+            if late:
+                attempt.detail = "posted after its lease had expired; another run may have posted again"
+                log.warning("Generation(s) %s were posted after this run's claim expired", ", ".join(ids))
+        elif refused and attempt.state == "posting":
+            attempt.state, attempt.detail = "refused", detail
+        mine = entry.claim
+        if mine is not None and (mine.owner, mine.attempt) == (claim.owner, claim.attempt):
+            mine.lease_until = 0.0  # released: others decide at once, without waiting for it
+        return entry
+
+    try:
+        journal.update(fingerprint, change)
+    except SeedanceError as exc:  # the store is unreachable: a later run lists the queue before posting
+        log.error("Could not record the enqueue of %s in the journal: %s", fingerprint[:12], exc)
+
+
+def _post(
+    client: SeedanceClient,
+    request: SeedanceRequest,
+    journal: Journal,
+    entry: JournalEntry,
+    claim: Claim,
+    log: Log,
+    rate_limit_tries: int,
+) -> list[str] | None:
+    """POST a claimed attempt and record its answer; None when the claim was lost before anything left."""
+    fingerprint = entry.fingerprint
+    with _LeaseKeeper(journal, fingerprint, claim, log) as keeper:
+
+        def send() -> list[Generation]:
+            if not keeper.holds():  # checked before every try: a 429 created nothing
+                raise _LeaseLost
+            return client.enqueue(request)
+
+        try:
+            rows = post_waiting_out_429(send, tries=rate_limit_tries, log=log, what="enqueuing")
+        except _LeaseLost:  # nothing left (a 429 creates nothing): release, so the next read decides at once
+            keeper.stop()
+            _close(journal, fingerprint, claim, log)
+            log.warning(
+                "The claim on %s expired before the POST; reading the journal again", fingerprint[:12]
+            )
+            return None
+        except RateLimitedError:  # 429 on every try: nothing was created
+            keeper.stop()
+            _close(journal, fingerprint, claim, log, refused=True, detail="rate limited on every try")
+            raise
+        except SeedanceError as exc:
+            keeper.stop()
+            if not exc.transient:  # the service said no: nothing was created
+                _close(journal, fingerprint, claim, log, refused=True, detail=str(exc))
+                raise
+            # 5xx or a broken connection: the generation may exist. Look before posting again.
+            try:
+                latest = journal.load(fingerprint) or entry
+                started = entry.attempts[claim.attempt].started_at
+                found = recover_lost(client, latest, started, request.num_generations)
+            except BaseException:
+                _close(journal, fingerprint, claim, log)  # stays "posting", released
+                raise
+            if not found:  # stays "posting", released: the next call lists again before it posts
+                _close(journal, fingerprint, claim, log)
+                raise
+            detail = f"answer lost ({type(exc).__name__})"
+            _close(journal, fingerprint, claim, log, ids=found, recovered=True, detail=detail)
+            log.warning("Enqueue answer lost (%s); adopted generation(s) %s", exc, ", ".join(found))
+            return found
+        except BaseException:  # interrupted (Ctrl-C, cancellation): release; the next run lists first
+            keeper.stop()
+            _close(journal, fingerprint, claim, log)
+            raise
+    ids = [row.generation_id for row in rows]
+    _close(journal, fingerprint, claim, log, ids=ids)
+    log.info("Enqueued generation(s) %s", ", ".join(ids))
+    return ids
+
+
+def _wait_for_owner(
+    journal: Journal, entry: JournalEntry, version: str, holder: str, deadline: float, log: Log
+) -> None:
+    """Poll an entry claimed by another run until it changes or the lease expires (no busy loop)."""
+    assert entry.claim is not None
+    log.info("Another run (%s) is posting this request; waiting for its generation ids", holder)
+    pause = _POLL_FIRST
+    while entry.claim.held():
+        if time.monotonic() > deadline:
+            raise StateError(
+                f"Another run ({holder}) still holds the claim on {entry.fingerprint[:12]} after "
+                f"{WAIT_FOR_OWNER_SECONDS:g} s; not posting"
+            )
+        time.sleep(pause)
+        pause = min(pause * _POLL_GROWTH, _POLL_LONGEST)
+        found = journal.load_versioned(entry.fingerprint)
+        if found is None or found[1] != version:
+            return  # changed: ids recorded, renewed, refused... decide again
+    # the lease expired without a change: its owner died or hangs; the caller recovers
+
+
+def _count_lost(lost: int, journal: Journal, fingerprint: str) -> int:
+    """Count a claim that expired before its POST could leave; give up after :data:`_LOST_CLAIMS`."""
+    lost += 1
+    if lost >= _LOST_CLAIMS:
+        raise StateError(
+            f"{lost} claims on {fingerprint[:12]} expired before their POST could leave: the store "
+            f"{journal.store.url} answers slower than the {LEASE_SECONDS:g} s lease allows; nothing posted"
+        )
+    return lost
+
+
+def _note_flow_run(entry: JournalEntry, flow_run_id: str | None) -> bool:
+    if flow_run_id and flow_run_id not in entry.flow_runs:
+        entry.flow_runs.append(flow_run_id)
+        return True
+    return False
+
+
 def enqueue_once(
     client: SeedanceClient,
     request: SeedanceRequest,
@@ -255,24 +530,24 @@ def enqueue_once(
     log: Log | None = None,
     rate_limit_tries: int = RATE_LIMIT_TRIES,
 ) -> list[str]:
-    """Enqueue a request once, however often it is called: return its generation ids.
+    """Enqueue a request once, however often and on however many machines it is called: return its ids.
 
-    The journal is written before and after the POST, under its lock on the request's
-    fingerprint. A call reattaches to known generations that did not fail, and a POST whose
-    answer was lost is recovered by listing the queue and matching prompt and parameters, before
-    anything is posted again (see the module docstring for the steps).
+    Reattaches to known generations that did not fail, waits for another run that is posting the same
+    request right now, recovers a POST whose answer was lost by listing the queue, and otherwise
+    claims a new attempt with a conditional write right before posting (see the module docstring for
+    the steps, the lease and what remains possible). Nothing is posted without winning the claim.
 
     Args:
         client: The account's client (never retries a POST by itself).
         request: A validated request whose references are reachable.
-        journal: The durable journal (default: a :class:`~seedance_prefect.generation.journal.Journal`
-            in ``default_journal_dir()``).
+        journal: The durable journal (default: ``Journal()``, in the default state store:
+            ``$SEEDANCE_STATE``, else ``$SEEDANCE_STATE_DIR`` or ``~/.seedance``).
         run_key: Extra key that makes otherwise equal requests distinct.
         flow_run_id: Who works on the request (e.g. a Prefect flow run id): recorded in the entry
             and linked in the journal, for cancellation hooks.
-        slot: A concurrency slot, taken after the journal is read and written and right before the
-            generation is posted or reattached to, so the journal's work is not done while holding
-            it. It is never released here.
+        slot: A concurrency slot, taken right before the attempt is claimed and posted (or before
+            the ids are returned on a reattach), so the journal is read again after waiting for it.
+            It is never released here.
         log: Where progress is logged (default: this module's logger).
         rate_limit_tries: Times a POST answered 429 is sent (nothing is created by a 429).
 
@@ -283,7 +558,9 @@ def enqueue_once(
         RateLimitedError: Every try was answered 429 (the attempt is marked ``refused``).
         SeedanceError: The service refused the request (the attempt is marked ``refused``; not
             transient), or a transient error whose generations were not found by listing (the
-            attempt stays ``posting``, so the next call lists again before it posts).
+            attempt stays ``posting``, released, so the next call lists again before it posts).
+        StateError: The journal's store is unreachable, or another run's claim stayed alive for
+            :data:`WAIT_FOR_OWNER_SECONDS` (transient: a retry reads the journal again).
 
     Example:
         >>> import tempfile
@@ -294,54 +571,83 @@ def enqueue_once(
         ...     with SeedanceClient(api_key="k", base_url=emu.base_url) as client:
         ...         ids = enqueue_once(client, request, journal=journal, flow_run_id="run-1")
         >>> entry = journal.load(request.fingerprint())
-        >>> len(ids), entry.attempts[-1].state, entry.flow_runs
-        (2, 'enqueued', ['run-1'])
+        >>> len(ids), entry.attempts[-1].state, entry.flow_runs, entry.claim.lease_until
+        (2, 'enqueued', ['run-1'], 0.0)
     """
     logger = log or _LOG
     journal = journal if journal is not None else Journal()
     fingerprint = request.fingerprint(run_key)
-    with journal.lock(fingerprint):
-        entry = journal.load(fingerprint) or JournalEntry(fingerprint=fingerprint, body=journal_body(request))
-        if flow_run_id:
-            if flow_run_id not in entry.flow_runs:
-                entry.flow_runs.append(flow_run_id)
-            journal.link_flow_run(flow_run_id, fingerprint)
-        ids = reattach(client, entry, request.num_generations, logger)
-        if ids:
-            journal.save(entry)
-            if slot is not None:
-                slot.acquire()
-            return ids
-        # The attempt is on disk before the slot is waited for, so the POST follows the slot at
-        # once; a crash from here on is recovered by listing the queue from the saved (earlier) time.
-        attempt = entry.begin_attempt()
-        journal.save(entry)
-        if slot is not None:
+    count = request.num_generations
+    owner = _owner_id()
+    if flow_run_id:
+        journal.link_flow_run(flow_run_id, fingerprint)
+    slot_taken = slot is None
+    deadline = time.monotonic() + WAIT_FOR_OWNER_SECONDS
+    lost = 0
+    while True:
+        found = journal.load_versioned(fingerprint)
+        if found is None:
+            entry, version = JournalEntry(fingerprint=fingerprint, body=journal_body(request)), None
+        else:
+            entry, version = found
+        noted = _note_flow_run(entry, flow_run_id)
+        last = entry.last_attempt
+        holder = entry.lease_holder()
+        if holder == owner and entry.claim is not None:
+            # our claim landed although the store answered "conflict" (an S3 retry after a lost answer)
+            ids = _post(client, request, journal, entry, entry.claim, logger, rate_limit_tries)
+            if ids is not None:
+                return ids
+            lost = _count_lost(lost, journal, fingerprint)
+            continue
+        if holder is not None and version is not None:
+            _wait_for_owner(journal, entry, version, holder, deadline, logger)
+            continue
+        if last is not None and last.generation_ids:
+            if _usable(client, last.generation_ids):
+                if noted and version is not None:
+                    try:
+                        journal.write(entry, version)
+                    except StateConflict:
+                        continue
+                if slot is not None:
+                    slot.acquire()
+                logger.info(
+                    "Reattached to generation(s) %s from an earlier run", ", ".join(last.generation_ids)
+                )
+                return list(last.generation_ids)
+            logger.info("The earlier generation(s) of this request failed; enqueuing a new one")
+        elif last is not None and last.state == "posting":  # lease expired, or an entry of an earlier version
+            recovered = recover_lost(client, entry, last.started_at, count)
+            if recovered:
+                last.record(recovered, recovered=True, detail="answer lost; found by listing the queue")
+                try:
+                    journal.write(entry, version)
+                except StateConflict:
+                    continue  # someone else decided first: read again
+                if slot is not None:
+                    slot.acquire()
+                logger.warning(
+                    "An earlier enqueue's answer was lost; adopted generation(s) %s", ", ".join(recovered)
+                )
+                return recovered
+            # written together with the next claim, in one conditional write
+            last.state, last.detail = "refused", "no generation found for a POST whose answer was lost"
+        if not slot_taken:
+            assert slot is not None
             slot.acquire()
-            attempt.started_at = time.time()
+            slot_taken = True
+            continue  # waiting for the slot may have taken long: read again before claiming
+        attempt = entry.begin_attempt()
+        claim = Claim(
+            owner=owner, attempt=len(entry.attempts) - 1, lease_until=attempt.started_at + LEASE_SECONDS
+        )
+        entry.claim = claim
         try:
-            rows = post_waiting_out_429(
-                lambda: client.enqueue(request), tries=rate_limit_tries, log=logger, what="enqueuing"
-            )
-        except RateLimitedError:  # 429 on every try: nothing was created
-            attempt.state, attempt.detail = "refused", "rate limited on every try"
-            journal.save(entry)
-            raise
-        except SeedanceError as exc:
-            if not exc.transient:  # the service said no: nothing was created
-                attempt.state, attempt.detail = "refused", str(exc)
-                journal.save(entry)
-                raise
-            # 5xx or a broken connection: the generation may exist. Look before posting again.
-            found = recover_lost(client, entry, attempt.started_at, request.num_generations)
-            journal.save(entry)  # without a find it stays "posting": the next call lists again first
-            if not found:
-                raise
-            attempt.record(found, recovered=True, detail=f"answer lost ({type(exc).__name__})")
-            journal.save(entry)
-            logger.warning("Enqueue answer lost (%s); adopted generation(s) %s", exc, ", ".join(found))
-            return found
-        attempt.record([row.generation_id for row in rows])
-        journal.save(entry)
-        logger.info("Enqueued generation(s) %s", ", ".join(attempt.generation_ids))
-        return attempt.generation_ids
+            journal.write(entry, version)
+        except StateConflict:
+            continue  # another run wrote first: read again and decide again
+        ids = _post(client, request, journal, entry, claim, logger, rate_limit_tries)
+        if ids is not None:
+            return ids
+        lost = _count_lost(lost, journal, fingerprint)

@@ -1,5 +1,6 @@
-"""The enqueue step and its concurrency slot: the journal is written before the slot is waited for,
-so the POST follows the slot at once and a crash while waiting is still recovered."""
+"""The enqueue step and its concurrency slot: the attempt is claimed after the slot is taken, right
+before the POST, so its lease is fresh when the POST leaves (a run on another machine never mistakes
+a long wait for the slot for a dead owner)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from seedance_prefect.tasks import enqueue_generation
 from tests.flows.flowkit import stats
 
 
-def test_attempt_is_on_disk_before_the_slot_and_posted_after_it(emulator, tmp_path):
+def test_attempt_is_claimed_after_the_slot_and_posted_right_after(emulator, tmp_path):
     journal_dir = str(tmp_path / "journal")
     request = SeedanceRequest(prompt="Harbour at dusk", duration="4", resolution="480p")
     seen: dict[str, object] = {}
@@ -33,7 +34,7 @@ def test_attempt_is_on_disk_before_the_slot_and_posted_after_it(emulator, tmp_pa
     with disable_run_logger():
         ids = enqueue_generation.fn(request, resolve_credentials(None), None, journal_dir, Slot())
 
-    assert seen == {"on disk": ["posting"], "posts": 0}
+    assert seen == {"on disk": None, "posts": 0}  # nothing claimed while waiting for the slot
     entry = Journal(journal_dir).load(request.fingerprint())
     assert [a.state for a in entry.attempts] == ["enqueued"] and entry.generation_ids == ids
     # the lost-answer window starts at the POST, not while the slot was waited for

@@ -24,3 +24,13 @@ def client(emulator: object) -> Iterator[SeedanceClient]:
 def journal(tmp_path: Path) -> Journal:
     """An empty journal of this test."""
     return Journal(tmp_path / "journal")
+
+
+@pytest.fixture(scope="session")
+def serial_moto() -> Iterator[str]:
+    """A serial moto S3 server for the session (see tests/state/statekit.py); yields its endpoint."""
+    pytest.importorskip("moto")
+    from tests.state.statekit import serial_moto_server
+
+    with serial_moto_server() as endpoint:
+        yield endpoint

@@ -165,7 +165,7 @@ def test_reattach_to_a_generation_the_service_does_not_know_posts_again(emulator
     assert ids != ["no-such-generation"] and stats(emulator)["enqueue_calls"] == 1
 
 
-def test_the_attempt_is_on_disk_before_the_slot_and_posted_after_it(emulator, client, journal):
+def test_the_attempt_is_claimed_after_the_slot_right_before_the_post(emulator, client, journal):
     request = _request("Harbour at dusk")
     seen: list[tuple[list[str] | None, int]] = []
     acquired: list[float] = []
@@ -181,9 +181,11 @@ def test_the_attempt_is_on_disk_before_the_slot_and_posted_after_it(emulator, cl
     ids = enqueue_once(client, request, journal=journal, slot=Slot())
     again = enqueue_once(client, request, journal=journal, slot=Slot())
 
-    assert again == ids and seen == [(["posting"], 0), (["enqueued"], 1)]
+    # nothing is claimed while the slot is waited for (the claim's lease must be fresh at the POST)
+    assert again == ids and seen == [(None, 0), (["enqueued"], 1)]
     entry = journal.load(request.fingerprint())
     assert entry is not None and entry.attempts[0].started_at >= acquired[0]
+    assert entry.claim is not None and entry.claim.lease_until == 0.0  # released once the ids are recorded
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from typing import ClassVar
 
@@ -47,6 +48,77 @@ class TestJournal:
             assert proc.is_alive(), "the other process got the lock while we held it"
         proc.join(10)
         assert proc.exitcode == 0
+
+
+def test_an_entry_of_an_earlier_version_loads_and_unknown_fields_survive(tmp_path):
+    (tmp_path / "abc.json").write_text(
+        json.dumps(
+            {
+                "fingerprint": "abc",
+                "body": {"prompt": "p"},
+                "attempts": [
+                    {
+                        "started_at": 1.0,
+                        "state": "posting",
+                        "generation_ids": [],
+                        "detail": None,
+                        "from_the_future": 1,
+                    }
+                ],
+                "deliveries": {},
+                "flow_runs": ["r"],
+                "shiny_new_field": {"x": 1},
+            }
+        )
+    )
+    journal = Journal(tmp_path)
+    entry = journal.load("abc")
+    assert entry is not None and entry.claim is None and entry.lease_holder() is None
+    assert entry.last_attempt is not None and entry.last_attempt.state == "posting"
+    entry.last_attempt.record(["g1"])
+    journal.save(entry)
+    on_disk = json.loads((tmp_path / "abc.json").read_text())
+    assert on_disk["shiny_new_field"] == {"x": 1} and on_disk["attempts"][0]["from_the_future"] == 1
+    assert on_disk["attempts"][0]["generation_ids"] == ["g1"] and on_disk["claim"] is None
+
+
+def test_today_layout_in_the_default_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("SEEDANCE_STATE", raising=False)
+    monkeypatch.setenv("SEEDANCE_STATE_DIR", str(tmp_path))
+    journal = Journal()
+    assert journal.directory == tmp_path / "journal"
+    journal.save(JournalEntry(fingerprint="abc"))
+    journal.link_flow_run("run-1", "abc")
+    assert (tmp_path / "journal" / "abc.json").is_file()
+    assert (tmp_path / "journal" / "runs" / "run-1" / "abc").is_file()
+    assert Journal(tmp_path / "journal").load("abc") is not None  # the folder as earlier versions named it
+    (tmp_path / "journal" / "runs" / "run-0.json").write_text('["old1"]')  # the oldest marker format
+    assert journal.fingerprints_of_flow_run("run-0") == ["old1"]
+
+
+def test_journal_at_prefers_state_over_journal_dir(tmp_path):
+    assert Journal.at(str(tmp_path / "s"), tmp_path / "j").directory == tmp_path / "s" / "journal"
+    assert Journal.at(None, tmp_path / "j").directory == tmp_path / "j"
+    with pytest.raises(ValueError):
+        Journal(tmp_path, store=str(tmp_path))
+
+
+def test_update_rereads_after_a_concurrent_write(tmp_path):
+    journal = Journal(tmp_path)
+    journal.save(JournalEntry(fingerprint="abc"))
+    calls = []
+
+    def add(entry):
+        calls.append(list(entry.flow_runs))
+        if len(calls) == 1:  # someone else writes between our read and our write
+            other = journal.load("abc")
+            other.flow_runs.append("theirs")
+            journal.save(other)
+        entry.flow_runs.append("ours")
+        return entry
+
+    assert journal.update("abc", add).flow_runs == ["theirs", "ours"]
+    assert calls == [[], ["theirs"]]
 
 
 def _take_lock(directory: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import seedance_prefect.generation as generation
 
 #: What generation/ may import from the package (besides its own modules).
-ALLOWED = {"client", "models", "errors", "limits", "settings", "_files"}
+ALLOWED = {"client", "models", "errors", "limits", "settings", "_files", "state"}
 
 
 def test_importing_generation_loads_no_prefect():
