@@ -1,8 +1,8 @@
 """Prefect tasks, blocks and flows for ByteDance Seedance 2.0 reference-to-video on the Oxen.ai API.
 
 The light part (models, errors, client, preflight) imports without Prefect, so the ``seedance``
-command starts fast. Prefect-backed names (``OxenCredentials``, the tasks and flows) load on first
-use.
+command starts fast. Prefect-backed names (the ``OxenCredentials`` and ``SeedanceJob`` blocks, the
+tasks and flows) load on first use.
 
 Example:
     >>> import seedance_prefect
@@ -44,6 +44,7 @@ _LAZY = {
     "SeedanceClient": "seedance_prefect.client",
     "AsyncSeedanceClient": "seedance_prefect.client",
     "OxenCredentials": "seedance_prefect.credentials",
+    "SeedanceJob": "seedance_prefect.jobs",
 }
 
 __all__ = [

@@ -49,12 +49,22 @@ ROOT_ALL = [
     "SeedanceClient",
     "AsyncSeedanceClient",
     "OxenCredentials",
+    "SeedanceJob",
 ]
 
 #: Import paths and names users write, module -> names that must resolve there.
 PUBLIC_NAMES: dict[str, list[str]] = {
     "seedance_prefect.client": ["SeedanceClient", "AsyncSeedanceClient", "sha256_file"],
     "seedance_prefect.credentials": ["OxenCredentials", "resolve_credentials"],
+    "seedance_prefect.jobs": [
+        "SeedanceJob",
+        "SeedanceJobRun",
+        "run_seedance_job",
+        "trigger_seedance_job",
+        "wait_for_seedance_job_run",
+        "fetch_seedance_job_result",
+        "cancel_job_generations",
+    ],
     "seedance_prefect.flows": ["reference_to_video", "cancel_remote_generations"],
     "seedance_prefect.batch_flows": [
         "batch_reference_to_video",
@@ -129,6 +139,15 @@ MODULE_ALL: dict[str, list[str]] = {
     ],
     "seedance_prefect.flows": ["cancel_remote_generations", "reference_to_video"],
     "seedance_prefect.credentials": ["OxenCredentials", "resolve_credentials"],
+    "seedance_prefect.jobs": [
+        "SeedanceJob",
+        "SeedanceJobRun",
+        "cancel_job_generations",
+        "fetch_seedance_job_result",
+        "run_seedance_job",
+        "trigger_seedance_job",
+        "wait_for_seedance_job_run",
+    ],
     "seedance_prefect.errors": sorted(PUBLIC_NAMES["seedance_prefect.errors"]),
 }
 
@@ -145,11 +164,15 @@ TASK_NAMES: dict[tuple[str, str], str] = {
     ("seedance_prefect.tasks", "generate_row"): "generate_row",
     ("seedance_prefect.tasks", "_deliver_generation"): "deliver_generation",  # run by deliver_generation()
     ("seedance_prefect.batch_flows", "validate_manifest"): "validate_manifest",
+    ("seedance_prefect.jobs", "trigger_seedance_job"): "trigger_seedance_job",
+    ("seedance_prefect.jobs", "wait_for_seedance_job_run"): "wait_for_seedance_job_run",
+    ("seedance_prefect.jobs", "fetch_seedance_job_result"): "fetch_seedance_job_result",
 }
 
 FLOW_NAMES: dict[tuple[str, str], str] = {
     ("seedance_prefect.flows", "reference_to_video"): "seedance-reference-to-video",
     ("seedance_prefect.batch_flows", "batch_reference_to_video"): "seedance-batch-reference-to-video",
+    ("seedance_prefect.jobs", "run_seedance_job"): "seedance-run-job",
 }
 
 EVENT_NAMES = {"seedance.video.delivered", "seedance.batch.completed", "seedance.batch.failed"}
@@ -191,10 +214,12 @@ def test_package_all_is_complete() -> None:
 def test_package_lazy_names_are_the_ones_of_their_modules() -> None:
     from seedance_prefect.client import AsyncSeedanceClient, SeedanceClient
     from seedance_prefect.credentials import OxenCredentials
+    from seedance_prefect.jobs import SeedanceJob
 
     assert seedance_prefect.SeedanceClient is SeedanceClient
     assert seedance_prefect.AsyncSeedanceClient is AsyncSeedanceClient
     assert seedance_prefect.OxenCredentials is OxenCredentials
+    assert seedance_prefect.SeedanceJob is SeedanceJob
 
 
 def test_unknown_package_attribute_is_an_attribute_error() -> None:
@@ -236,6 +261,7 @@ def test_module_all_is_pinned(module: str) -> None:
         "seedance_prefect.errors",
         "seedance_prefect.flows",
         "seedance_prefect.generation",
+        "seedance_prefect.jobs",
         "seedance_prefect.media",
         "seedance_prefect.preflight",
         "seedance_prefect.progress",
@@ -282,7 +308,7 @@ def test_every_task_of_the_prefect_layer_is_pinned() -> None:
     from prefect import Task
 
     found = set()
-    for module in ("seedance_prefect.tasks", "seedance_prefect.batch_flows"):
+    for module in ("seedance_prefect.tasks", "seedance_prefect.batch_flows", "seedance_prefect.jobs"):
         mod = importlib.import_module(module)
         found |= {(module, name) for name, value in vars(mod).items() if isinstance(value, Task)}
     # tasks imported from another module are counted where they are defined
@@ -314,14 +340,23 @@ def test_credentials_block_type() -> None:
     assert OxenCredentials.get_block_type_name() == "Oxen Credentials"
 
 
+def test_job_block_type() -> None:
+    from seedance_prefect.jobs import SeedanceJob
+
+    assert SeedanceJob.get_block_type_slug() == "seedance-job"
+    assert SeedanceJob.get_block_type_name() == "Seedance Job"
+
+
 def test_pyproject_entry_points() -> None:
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
     assert project["name"] == "seedance-prefect"
     collections = project["entry-points"]["prefect.collections"]
-    assert collections == {"seedance_prefect": "seedance_prefect.credentials"}
+    assert collections == {"seedance_prefect": "seedance_prefect.jobs"}
     assert project["scripts"] == {"seedance": "seedance_prefect.cli:main"}
-    # both targets import, and the collection module registers the block
-    assert hasattr(importlib.import_module("seedance_prefect.credentials"), "OxenCredentials")
+    # both targets import, and the collection module holds both blocks (Prefect imports it to register them)
+    collection = importlib.import_module(collections["seedance_prefect"])
+    assert collection.OxenCredentials is _get("seedance_prefect.credentials", "OxenCredentials")
+    assert collection.SeedanceJob is _get("seedance_prefect", "SeedanceJob")
     assert callable(_get("seedance_prefect.cli", "main"))
 
 

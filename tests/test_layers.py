@@ -61,6 +61,7 @@ RANKS: dict[str, int] = {
     "tasks": 8,
     "flows": 8,
     "batch_flows": 8,
+    "jobs": 8,  # the SeedanceJob block (JobBlock/JobRun) and its run_seedance_job flow
     "cli": 9,
     # The other party, started by ``seedance emulator`` / ``seedance demo`` (and by the tests): only the
     # CLI may import it. Its own imports are pinned by tests/emulator/test_emulator_isolation.py.
