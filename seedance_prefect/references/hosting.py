@@ -13,8 +13,10 @@ runs: each strategy checks first whether the object is already there.
   repository must be readable by the service (a public repository).
 - :class:`S3PresignedHosting` (``"s3-bucket/<block-name>"``): upload to an S3 (or MinIO) bucket
   through a prefect-aws ``S3Bucket`` block, then a presigned GET URL (default one hour). The URL
-  of an object is remembered locally and reused while more than half of its validity remains, so
-  re-runs send the same request (and reattach to the same generation).
+  of an object is remembered (``cache/presigned-urls.json`` in the state store,
+  :mod:`seedance_prefect.state`, written with compare-and-swap) and reused while more than half of
+  its validity remains, so re-runs, on this machine or on any machine sharing the store, send the
+  same request (same fingerprint) and reattach to the same generation.
 
 http(s) URLs never reach a strategy: they pass through unchanged.
 
@@ -30,7 +32,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -41,6 +42,7 @@ from ..errors import HostingError
 from ..limits import DEFAULT_BASE_URL
 from ..media.probe import MediaInfo, probe_path
 from ..settings import get_settings
+from ..state import LocalStateStore, StateConflict, StateStore, resolve_state
 
 if TYPE_CHECKING:  # httpx is imported when an upload happens: `seedance plan` stays light
     import httpx
@@ -318,6 +320,11 @@ class OxenRepositoryHosting:
                 client.close()
 
 
+#: Key of the presigned-URL record in a state store (``~/.seedance/cache/presigned-urls.json`` by default).
+RECORD_KEY = "cache/presigned-urls.json"
+_RECORD_TRIES = 20
+
+
 class S3PresignedHosting:
     """Upload files to an S3/MinIO bucket and return presigned GET URLs.
 
@@ -328,6 +335,9 @@ class S3PresignedHosting:
         folder: Key prefix (default: the block's ``bucket_folder``, then ``seedance-references``).
         record: JSON file remembering the URLs handed out, so re-runs reuse them (None: no record).
         client: A boto3 S3 client to use instead of the block's.
+        store: A state store holding the record instead of ``record`` (shared by the machines that
+            use it), under ``record_key``.
+        record_key: The record's key in ``store``.
 
     Example:
         ```python
@@ -345,6 +355,8 @@ class S3PresignedHosting:
         record: str | os.PathLike[str] | None = None,
         client: Any = None,
         bucket_name: str | None = None,
+        store: StateStore | None = None,
+        record_key: str = RECORD_KEY,
     ) -> None:
         self.bucket_name = bucket_name or getattr(bucket, "bucket_name", None)
         if not self.bucket_name:
@@ -354,7 +366,10 @@ class S3PresignedHosting:
         self.expires = expires
         self._bucket = bucket
         self._client = client
-        self._record = Path(record) if record else None
+        self._store: StateStore | None = store
+        self._record_key = record_key
+        if store is None and record:
+            self._store, self._record_key = LocalStateStore(Path(record).parent), Path(record).name
         self.name = f"s3:{self.bucket_name}"
 
     @property
@@ -368,22 +383,18 @@ class S3PresignedHosting:
         """The object key of a hosted file."""
         return f"{self.folder}/{name}" if self.folder else name
 
-    def _load_record(self) -> dict[str, Any]:
-        if self._record is None:
-            return {}
+    def _load_record(self) -> tuple[dict[str, Any], str | None]:
+        """The URL record and its version (None: no record yet, or no store)."""
+        if self._store is None:
+            return {}, None
+        found = self._store.read(self._record_key)
+        if found is None:
+            return {}, None
         try:
-            data = json.loads(self._record.read_text())
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
-
-    def _save_record(self, data: dict[str, Any]) -> None:
-        if self._record is None:
-            return
-        self._record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._record.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        tmp.replace(self._record)
+            data = json.loads(found.data)
+        except ValueError:
+            data = {}
+        return (data if isinstance(data, dict) else {}), found.version
 
     def _exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -406,19 +417,29 @@ class S3PresignedHosting:
         key = self.key(object_name(sha256, mime))
         if not self._exists(key):
             self._upload(path, key, mime)
-        record = self._load_record()
         slot = f"{self.client.meta.endpoint_url}/{self.bucket_name}/{key}"
-        remembered = record.get(slot)
-        now = time.time()
-        if isinstance(remembered, dict) and remembered.get("expires_at", 0) - now > self.expires / 2:
-            return str(remembered["url"])
-        url = self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket_name, "Key": key}, ExpiresIn=self.expires
-        )
-        record = {k: v for k, v in record.items() if isinstance(v, dict) and v.get("expires_at", 0) > now}
-        record[slot] = {"url": url, "expires_at": now + self.expires}
-        self._save_record(record)
-        return str(url)
+        for _ in range(_RECORD_TRIES):
+            record, version = self._load_record()
+            remembered = record.get(slot)
+            now = time.time()
+            if isinstance(remembered, dict) and remembered.get("expires_at", 0) - now > self.expires / 2:
+                return str(remembered["url"])
+            url = str(
+                self.client.generate_presigned_url(
+                    "get_object", Params={"Bucket": self.bucket_name, "Key": key}, ExpiresIn=self.expires
+                )
+            )
+            if self._store is None:
+                return url
+            record = {k: v for k, v in record.items() if isinstance(v, dict) and v.get("expires_at", 0) > now}
+            record[slot] = {"url": url, "expires_at": now + self.expires}
+            data = json.dumps(record, indent=1, sort_keys=True).encode()
+            try:
+                self._store.write(self._record_key, data, version)
+                return url
+            except StateConflict:
+                continue  # another run (maybe on another machine) wrote first: read its URL
+        return url
 
     def _upload(self, path: Path, key: str, mime: str) -> None:
         try:
@@ -434,6 +455,7 @@ def hosting_from_spec(
     credentials: Any = None,
     state_dir: str | os.PathLike[str] | None = None,
     expires: int = 3600,
+    state: str | StateStore | None = None,
 ) -> Hosting:
     """Choose a hosting strategy from a flow parameter.
 
@@ -446,8 +468,11 @@ def hosting_from_spec(
         spec: The choice, as above.
         repository: Oxen repository ``namespace/name``.
         credentials: An ``OxenCredentials`` block (key and base URL for ``"oxen"``).
-        state_dir: Folder of the S3 URL record.
+        state_dir: Folder of the S3 URL record when no state store is named.
         expires: Validity of presigned URLs, seconds.
+        state: The state store of the S3 URL record (``cache/presigned-urls.json`` in it), the same
+            as the journal's so that machines sharing it post the same request; None:
+            ``$SEEDANCE_STATE`` when set, else ``<state_dir>/presigned-urls.json``.
 
     Returns:
         The strategy.
@@ -479,6 +504,8 @@ def hosting_from_spec(
     ref = parse_block_ref(choice)
     if ref and ref[0] == "s3-bucket":
         bucket = load_block(*ref, field="hosting")
+        if state is not None or settings.state:
+            return S3PresignedHosting(bucket, expires=expires, store=resolve_state(state))
         record = Path(state_dir) / "presigned-urls.json" if state_dir else None
         return S3PresignedHosting(bucket, expires=expires, record=record)
     raise HostingError(f'Unknown hosting {choice!r}: use "data", "oxen" or "s3-bucket/<block-name>"')
