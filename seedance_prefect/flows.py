@@ -79,7 +79,8 @@ def cancel_remote_generations(flow: Any, flow_run: Any, state: Any) -> None:
     runner process. Cancelling a generation that already ended has no effect on the service.
     """
     logger = get_run_logger() if _has_run_context() else None
-    journal = Journal((flow_run.parameters or {}).get("journal_dir"))
+    params = flow_run.parameters or {}
+    journal = Journal.at(params.get("state"), params.get("journal_dir"))
     ids = [
         gid
         for fp in journal.fingerprints_of_flow_run(str(flow_run.id))
@@ -160,6 +161,7 @@ def reference_to_video(
     hosting: str | None = None,
     repository: str | None = None,
     fix_references: bool = True,
+    state: str | None = None,
 ) -> list[dict[str, Any]]:
     """Generate video(s) from a prompt and references, verify them and deliver them to storage.
 
@@ -192,6 +194,10 @@ def reference_to_video(
         fix_references: Fix references the service would refuse (rotation, size, duration,
             format...; a table artifact lists every change). False: send them as they are, and
             refuse the request when one needs a fix.
+        state: Where the journal (and the S3 hosting's URL record) lives, shared by every machine
+            that names the same store: ``"s3://bucket/prefix/"``, ``"s3-bucket/NAME"`` or a folder.
+            None: ``$SEEDANCE_STATE``, else ``journal_dir``, else ``~/.seedance``. A run that
+            moves to another machine then reattaches instead of paying again.
 
     Returns:
         One dict per delivered video: ``generation_id``, ``video``, ``sidecar``, ``sha256``,
@@ -217,7 +223,8 @@ def reference_to_video(
     out = Path(output).resolve()
     target = resolve_target(deliver_to, out)
     target.check()  # before references are uploaded and before anything is paid
-    prepared = prepare_references(req, creds, hosting, repository, fix_references)
+    journal = Journal.at(state, journal_dir)  # a bad state value fails here, before anything is paid
+    prepared = prepare_references(req, creds, hosting, repository, fix_references, state=state)
     cost = estimate_cost(req.duration, 1 if sync else req.num_generations)
     work, _ = work_dirs(out)
     delivered: list[DeliveredVideo] = []
@@ -250,7 +257,7 @@ def reference_to_video(
     fingerprint = prepared.fingerprint(run_key)
     # Delivered by an earlier run (maybe to another target): already there, copied or downloaded
     # again; never enqueued again (new=True changed the run key, so nothing is found then).
-    earlier = None if sync or new else already_delivered(Journal(journal_dir), fingerprint)
+    earlier = None if sync or new else already_delivered(journal, fingerprint)
     if sync:
         finish(generate_sync(prepared, creds, str(work)), None, 0, 1)
     elif earlier:
@@ -270,9 +277,9 @@ def reference_to_video(
             else:
                 logger.info("Generation %s (delivered before): %s, %s", gid, done.how, done.delivered.video)
                 delivered.append(done.delivered)
-        Journal(journal_dir).record_deliveries(fingerprint, delivered)
+        journal.record_deliveries(fingerprint, delivered)
     else:
-        ids = enqueue_generation(prepared, creds, run_key=run_key, journal_dir=journal_dir)
+        ids = enqueue_generation(prepared, creds, run_key=run_key, journal_dir=journal_dir, state=state)
         for index, gid in enumerate(ids):
             try:
                 row = wait_for_generation(gid, creds, timeout_seconds, poll_interval)
@@ -280,7 +287,7 @@ def reference_to_video(
             except SeedanceError as exc:
                 logger.error("Generation %s: %s", gid, exc)
                 failures.append((gid, exc))
-        Journal(journal_dir).record_deliveries(fingerprint, delivered)
+        journal.record_deliveries(fingerprint, delivered)
 
     create_markdown_artifact(
         _summary(req, delivered, [f"{g}: {e}" for g, e in failures], cost, started),

@@ -125,6 +125,7 @@ def prepare_references(
     repository: str | None = None,
     fix: bool = True,
     cache_dir: str | None = None,
+    state: str | None = None,
 ) -> SeedanceRequest:
     """Fix what the service would refuse, and host what is local (see ``docs/references.md``).
 
@@ -141,6 +142,8 @@ def prepare_references(
         repository: Oxen repository ``namespace/name`` (default: the credentials block's).
         fix: False: send the references as they are (what preprocessing would fix is refused).
         cache_dir: Cache of prepared references.
+        state: The state store of the S3 hosting's URL record (the journal's: see
+            :func:`~seedance_prefect.state.resolve_state`); None: ``$SEEDANCE_STATE``, else ``cache_dir``.
 
     Returns:
         A new request whose references the service can read; the original is not changed.
@@ -153,7 +156,9 @@ def prepare_references(
     if not fix:
         _preflight_validate(request, fix=False)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    strategy = hosting_from_spec(hosting, repository=repository, credentials=credentials, state_dir=cache)
+    strategy = hosting_from_spec(
+        hosting, repository=repository, credentials=credentials, state_dir=cache, state=state
+    )
     prepared = prepare_media(request, cache_dir=cache, hosting=strategy, fix=fix)
     for applied in prepared.fixes:
         logger.info("Reference fix: %s", applied)
@@ -175,12 +180,14 @@ def enqueue_generation(
     run_key: str | None = None,
     journal_dir: str | None = None,
     slot: Any = None,
+    state: str | None = None,
 ) -> list[str]:
-    """Enqueue a request once, however often it is run: returns its generation ids.
+    """Enqueue a request once, however often and on however many machines it is run: returns its ids.
 
-    The durable journal is written before and after the POST. A re-run reattaches to known
-    generations that did not fail; a POST whose answer was lost is recovered by listing the queue
-    and matching prompt and parameters, before anything is posted again. The account's
+    The attempt is claimed in the durable journal right before the POST and its ids recorded
+    after it. A re-run reattaches to known generations that did not fail, waits for another run
+    that is posting the same request, and recovers a POST whose answer was lost by listing the
+    queue and matching prompt and parameters, before anything is posted again. The account's
     completion-event stream is connected first (at most 5 s): events are not replayed, so a
     generation that ends before the waiting step starts still has its event.
 
@@ -189,9 +196,10 @@ def enqueue_generation(
         credentials: The account.
         run_key: Extra key that makes otherwise equal requests distinct.
         journal_dir: Where the journal lives (default ``~/.seedance/journal``).
-        slot: A concurrency slot (anything with an idempotent ``acquire()``), taken after the
-            journal is read and written and right before the generation is posted or reattached
-            to, so the journal's work is not done while holding it.
+        slot: A concurrency slot (anything with an idempotent ``acquire()``), taken right before
+            the attempt is claimed and posted (or the ids returned on a reattach).
+        state: The state store of the journal, shared by machines that name the same one
+            (``s3://bucket/prefix/``, ``s3-bucket/NAME`` or a folder); wins over ``journal_dir``.
 
     Returns:
         One generation id per ``num_generations``.
@@ -202,7 +210,7 @@ def enqueue_generation(
         return enqueue_once(
             client,
             request,
-            journal=Journal(journal_dir),
+            journal=Journal.at(state, journal_dir),
             run_key=run_key,
             flow_run_id=flow_run.get_id(),
             slot=slot,
@@ -445,6 +453,7 @@ def generate_row(
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     poll_interval: float = DEFAULT_SAFETY_POLL_INTERVAL,
     slot: SlotHold | None = None,
+    state: str | None = None,
 ) -> RowGenerations:
     """Enqueue a request once (or reattach to it) and wait until its generations are terminal.
 
@@ -453,8 +462,8 @@ def generate_row(
     generations it already enqueued (the journal), so nothing is paid twice; a generation that
     fails, is cancelled or times out is recorded in ``failures`` and the others go on.
 
-    With ``slot``, the task takes it (``slot.acquire()``) right before it posts (after the journal
-    is read and the attempt written) and gives it back (``slot.release()``) as soon as every
+    With ``slot``, the task takes it (``slot.acquire()``) right before it claims the attempt and
+    posts (after the journal is read) and gives it back (``slot.release()``) as soon as every
     generation is terminal, so a concurrency slot is held only while generations are in flight. A
     retry keeps the slot taken on the first try.
 
@@ -468,11 +477,12 @@ def generate_row(
         poll_interval: Seconds between fallback polls.
         slot: The concurrency permits of the row (see above), e.g. a batch's
             :class:`~seedance_prefect.batch.runner.Permits`.
+        state: The journal's state store (wins over ``journal_dir``).
 
     Returns:
         The generation ids, the succeeded rows and the failures.
     """
-    generated = RowGenerations(enqueue_generation.fn(request, credentials, run_key, journal_dir, slot))
+    generated = RowGenerations(enqueue_generation.fn(request, credentials, run_key, journal_dir, slot, state))
     for index, gid in enumerate(generated.ids):
         try:
             row = wait_for_generation.fn(gid, credentials, timeout, poll_interval, progress=False)

@@ -42,9 +42,14 @@ __all__ = ["format_summary", "run_batch", "run_generate"]
 
 
 @contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
-    """Ctrl-C and SIGTERM cancel the command's remote generations first, then say so and interrupt."""
-    with cancel_first_on_interrupt() as interrupt:
+def _interruptible(state: str | None = None) -> Iterator[None]:
+    """Ctrl-C and SIGTERM cancel the command's remote generations first, then say so and interrupt.
+
+    ``state`` names the journal's store (``--state``); a bad value is an InvalidRequest, raised here.
+    """
+    from ..generation.journal import Journal
+
+    with cancel_first_on_interrupt(Journal.at(state) if state is not None else None) as interrupt:
         try:
             yield
         except KeyboardInterrupt:
@@ -83,6 +88,7 @@ def run_generate(
     deliver_to: str | None = None,
     hosting: str | None = None,
     repository: str | None = None,
+    state: str | None = None,
 ) -> int:
     """Run the ``reference_to_video`` flow for the CLI and return its exit code.
 
@@ -99,6 +105,8 @@ def run_generate(
         deliver_to: Deliver to this fsspec URL or saved block instead of ``output``.
         hosting: How local references reach the service (``data``, ``oxen``, ``s3-bucket/NAME``).
         repository: Oxen repository for ``oxen`` hosting.
+        state: Where the journal lives (``s3://bucket/prefix/``, ``s3-bucket/NAME`` or a folder);
+            None: ``$SEEDANCE_STATE``, else ``$SEEDANCE_STATE_DIR`` or ``~/.seedance``.
 
     Returns:
         0 delivered, 1 generation/download/verification/delivery failed, 2 invalid input.
@@ -112,7 +120,7 @@ def run_generate(
         ```
     """
     apply_prefect_defaults()
-    with _interruptible():
+    with _interruptible(state):
         from ..credentials import resolve_credentials
         from ..errors import AuthenticationError, InvalidRequest, SeedanceError
 
@@ -138,6 +146,7 @@ def run_generate(
                     deliver_to=deliver_to,
                     hosting=hosting,
                     repository=repository,
+                    state=state,
                 )
         except InvalidRequest as exc:
             for problem in exc.problems:
@@ -162,6 +171,7 @@ def run_batch(
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     poll_interval: float = DEFAULT_SAFETY_POLL_INTERVAL,
     limit_name: str | None = None,
+    state: str | None = None,
 ) -> int:
     """Run the ``batch_reference_to_video`` flow for the CLI, print its summary, return the exit code.
 
@@ -180,6 +190,7 @@ def run_batch(
         timeout: Seconds to wait for each generation.
         poll_interval: Seconds between fallback polls.
         limit_name: Name of the global concurrency limit (default ``seedance-generations``).
+        state: Where the journal lives (as for :func:`run_generate`).
 
     Returns:
         0 every row delivered, 1 some rows invalid or failed (the rest delivered), 2 nothing run
@@ -194,7 +205,7 @@ def run_batch(
         ```
     """
     apply_prefect_defaults()
-    with _interruptible():
+    with _interruptible(state):
         from ..batch.manifest import plan_batch, read_manifest
         from ..batch.todo import select_rows
         from ..credentials import resolve_credentials
@@ -210,7 +221,7 @@ def run_batch(
             if not plan.rows:
                 print("error: no valid row in the manifest; nothing was sent", file=sys.stderr)
                 return EXIT_BAD_INPUT
-            todo = select_rows(plan.rows, Journal(), budget_usd=budget_usd)
+            todo = select_rows(plan.rows, Journal.at(state), budget_usd=budget_usd)
         except AuthenticationError as exc:
             print(f"error: {exc.detail}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -240,6 +251,7 @@ def run_batch(
                     timeout_seconds=timeout,
                     poll_interval=poll_interval,
                     limit_name=limit_name or DEFAULT_LIMIT_NAME,
+                    state=state,
                 )
         except BatchFailed as exc:
             result, code = exc.summary, EXIT_FAILED

@@ -36,6 +36,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
+_STATE_HELP = (
+    "where the journal lives, shared by machines that name the same store: s3://bucket/prefix/, "
+    "s3-bucket/BLOCK_NAME or a folder (default $SEEDANCE_STATE, else $SEEDANCE_STATE_DIR or ~/.seedance)"
+)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="seedance",
@@ -75,6 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help='how local references reach the service: "data", "oxen" or "s3-bucket/BLOCK_NAME"',
     )
     gen.add_argument("--repository", default=None, metavar="NS/NAME", help="Oxen repository for hosting")
+    gen.add_argument("--state", default=None, metavar="STORE", help=_STATE_HELP)
 
     batch = sub.add_parser("batch", help="generate every request of a JSONL or CSV manifest, N at a time")
     batch.add_argument(
@@ -99,6 +106,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help="seconds to wait for each generation"
     )
     batch.add_argument("--limit-name", default=None, help="global concurrency limit (seedance-generations)")
+    batch.add_argument("--state", default=None, metavar="STORE", help=_STATE_HELP)
 
     sub.add_parser("emulator", help="run the offline Oxen API emulator (see `seedance emulator --help`)")
 
@@ -157,6 +165,7 @@ def _generate(args: argparse.Namespace) -> int:
         deliver_to=args.deliver_to,
         hosting=args.hosting,
         repository=args.repository,
+        state=args.state,
     )
 
 
@@ -180,6 +189,7 @@ def _batch(args: argparse.Namespace) -> int:
         budget_usd=args.budget_usd,
         timeout=args.timeout,
         limit_name=args.limit_name,
+        state=args.state,
     )
 
 
