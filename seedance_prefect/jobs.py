@@ -25,7 +25,6 @@ then create and edit jobs in the UI (Blocks -> Seedance Job).
 # these annotations, and string annotations do not resolve when a runner loads the flow by entrypoint.
 
 import asyncio
-import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -114,7 +113,9 @@ class SeedanceJobRun(JobRun[list[DeliveredVideo]]):  # not a block
         self._cost_usd = cost_usd
         self._started = started
         self._rows: dict[str, Generation] = {}
-        self._failures: dict[str, SeedanceError] = {}
+        self._failures: dict[str, SeedanceError] = {}  # of the wait: failed, cancelled, timed out
+        self._delivery_failures: dict[str, SeedanceError] = {}  # of the last fetch
+        self._delivered: dict[str, DeliveredVideo] = {}
         self._waited = earlier is not None
 
     def __repr__(self) -> str:
@@ -127,8 +128,10 @@ class SeedanceJobRun(JobRun[list[DeliveredVideo]]):  # not a block
 
     @property
     def failures(self) -> dict[str, SeedanceError]:
-        """Why each generation that did not succeed failed (failed, cancelled, timed out), by id."""
-        return dict(self._failures)
+        """Why each generation that was not delivered failed (failed, cancelled, timed out, or the
+        last :meth:`fetch_result` could not deliver it), by id, in the order of the generations."""
+        found = {**self._failures, **self._delivery_failures}
+        return {gid: found[gid] for gid in self.generation_ids if gid in found}
 
     def _output_name(self, index: int) -> str:
         count = len(self.generation_ids)
@@ -198,37 +201,27 @@ class SeedanceJobRun(JobRun[list[DeliveredVideo]]):  # not a block
         )
         return delivered
 
-    def _deliver_again(self) -> list[DeliveredVideo]:
-        """Deliver what an earlier run delivered, with no new generation; failures are recorded."""
-        assert self.earlier is not None
+    def _deliver_again(self, index: int, recorded: dict[str, Any]) -> DeliveredVideo:
+        """Deliver what an earlier run delivered (already there, copied or downloaded again), never
+        with a new generation."""
         creds = self.job.credentials
         work, _ = work_dirs(self.job.output)
-        delivered = []
+        gid = str(recorded["generation_id"])
 
-        def download_again(gid: str, index: int) -> DeliveredVideo:
+        def download_again() -> DeliveredVideo:
             with creds.get_client() as client:
                 return self._deliver(client, succeeded_generation(client, gid), index)
 
-        for index, recorded in enumerate(self.earlier):
-            gid = str(recorded["generation_id"])
-            try:
-                done = redeliver(
-                    recorded,
-                    self._target,
-                    self._output_name(index),
-                    workdir=work,
-                    download_again=functools.partial(download_again, gid, index),
-                    new_hint=NEW_GENERATION_HINT,
-                )
-            except SeedanceError as exc:
-                self.logger.error("Generation %s: %s", gid, exc)
-                self._failures[gid] = exc
-            else:
-                self.logger.info(
-                    "Generation %s (delivered before): %s, %s", gid, done.how, done.delivered.video
-                )
-                delivered.append(done.delivered)
-        return delivered
+        done = redeliver(
+            recorded,
+            self._target,
+            self._output_name(index),
+            workdir=work,
+            download_again=download_again,
+            new_hint=NEW_GENERATION_HINT,
+        )
+        self.logger.info("Generation %s (delivered before): %s, %s", gid, done.how, done.delivered.video)
+        return done.delivered
 
     def fetch_result(self) -> list[DeliveredVideo]:  # type: ignore[override]
         """Download, verify and deliver every succeeded generation; return the deliveries.
@@ -248,23 +241,27 @@ class SeedanceJobRun(JobRun[list[DeliveredVideo]]):  # not a block
                 failure (after the others were delivered).
         """
         self.wait_for_completion()
-        delivered: list[DeliveredVideo] = []
-        if self.earlier is not None:
-            delivered = self._deliver_again()
-        else:
-            with self.job.credentials.get_client() as client:
-                for index, gid in enumerate(self.generation_ids):
-                    row = self._rows.get(gid)
-                    if row is None:
-                        continue
-                    try:
-                        delivered.append(self._deliver(client, row, index))
-                    except SeedanceError as exc:
-                        self.logger.error("Generation %s: %s", gid, exc)
-                        self._failures[gid] = exc
-        Journal(self.job.journal_dir).record_deliveries(self.fingerprint, delivered)
-        self._emit_delivered(delivered)
-        failures = [(gid, self._failures[gid]) for gid in self.generation_ids if gid in self._failures]
+        self._delivery_failures = {}
+        new: list[DeliveredVideo] = []
+        with self.job.credentials.get_client() as client:
+            for index, gid in enumerate(self.generation_ids):
+                if gid in self._delivered or gid in self._failures:
+                    continue  # delivered by an earlier call (or nothing to deliver)
+                try:
+                    if self.earlier is not None:
+                        done = self._deliver_again(index, self.earlier[index])
+                    else:
+                        done = self._deliver(client, self._rows[gid], index)
+                except SeedanceError as exc:
+                    self.logger.error("Generation %s: %s", gid, exc)
+                    self._delivery_failures[gid] = exc
+                else:
+                    self._delivered[gid] = done
+                    new.append(done)
+        Journal(self.job.journal_dir).record_deliveries(self.fingerprint, new)
+        self._emit_delivered(new)  # once per delivery, however often the result is fetched
+        delivered = [self._delivered[gid] for gid in self.generation_ids if gid in self._delivered]
+        failures = list(self.failures.items())
         if failures:
             if len(failures) == 1 and not delivered:
                 raise failures[0][1]

@@ -176,6 +176,12 @@ class TestRunSeedanceJob:
         assert Path(copied.video).read_bytes() == Path(first.video).read_bytes()
         assert stats(emulator)["enqueue_calls"] == 1
 
+    def test_fetching_the_result_twice_delivers_once(self, emulator, out_dir, tmp_path):
+        run = _job(emulator, out_dir, tmp_path, output_name="twice").trigger()
+        assert run.fetch_result() == run.fetch_result()
+        routes = stats(emulator)["requests_by_route"]
+        assert sum(n for r, n in routes.items() if r.startswith("GET") and "/files/" in r) == 1
+
     def test_a_new_run_key_is_a_new_generation(self, emulator, out_dir, tmp_path):
         _job(emulator, out_dir, tmp_path, output_name="k").trigger().fetch_result()
         _job(emulator, out_dir, tmp_path, output_name="k2", run_key="take-2").trigger().fetch_result()
