@@ -77,15 +77,14 @@ PROGRESS = {"queued": 0.1, "processing": 0.5}
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect ``retry_condition_fn``: retry only what :func:`~seedance_prefect.errors.is_transient` allows.
 
-        Example:
-            ```python
-            from prefect import task
-    from prefect.assets import materialize
-            from seedance_prefect.tasks import retry_if_transient
+    Example:
+        ```python
+        from prefect import task
+        from seedance_prefect.tasks import retry_if_transient
 
-            @task(retries=3, retry_condition_fn=retry_if_transient)
-            def my_step(): ...
-            ```
+        @task(retries=3, retry_condition_fn=retry_if_transient)
+        def my_step(): ...
+        ```
     """
     exc = state.result(raise_on_failure=False)
     return isinstance(exc, BaseException) and is_transient(exc)
