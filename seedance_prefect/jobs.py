@@ -258,7 +258,7 @@ class SeedanceJobRun(JobRun[list[DeliveredVideo]]):  # not a block
                 else:
                     self._delivered[gid] = done
                     new.append(done)
-        Journal(self.job.journal_dir).record_deliveries(self.fingerprint, new)
+        self.job.journal().record_deliveries(self.fingerprint, new)
         self._emit_delivered(new)  # once per delivery, however often the result is fetched
         delivered = [self._delivered[gid] for gid in self.generation_ids if gid in self._delivered]
         failures = list(self.failures.items())
@@ -333,6 +333,9 @@ class SeedanceJob(JobBlock[list[DeliveredVideo]]):
             ``"s3-bucket/NAME"``.
         base_dir: Folder that relative local paths of the request start from.
         journal_dir: Folder of the durable enqueue journal (default: the package's state store).
+        state: The journal's store shared by machines (``s3://bucket/prefix/``, ``"s3-bucket/NAME"``
+            or a folder); wins over ``journal_dir``. A job that moves to another machine then
+            reattaches instead of paying again.
 
     Example:
         Save a job once (or in the UI: Blocks -> Seedance Job), then run it from any flow:
@@ -440,6 +443,14 @@ class SeedanceJob(JobBlock[list[DeliveredVideo]]):
             "(default: SEEDANCE_STATE, else ~/.seedance/journal)."
         ),
     )
+    state: str | None = Field(
+        default=None,
+        title="Shared state",
+        description=(
+            "Where the journal lives when several machines run jobs: s3://bucket/prefix/, "
+            "s3-bucket/NAME or a folder; wins over the journal folder (default: SEEDANCE_STATE)."
+        ),
+    )
 
     def trigger(self) -> SeedanceJobRun:  # type: ignore[override]
         """Check the job, prepare its references and enqueue it once; return the run to wait on.
@@ -486,10 +497,10 @@ class SeedanceJob(JobBlock[list[DeliveredVideo]]):
         out = Path(self.output).resolve()
         target = resolve_target(self.deliver_to, out)
         target.check()  # before references are uploaded and before anything is paid
+        journal = self.journal()  # a bad state value fails here, before anything is paid
         prepared = self._prepare(req)
         cost = estimate_cost(req.duration, req.num_generations)
         fingerprint = prepared.fingerprint(self.run_key)
-        journal = Journal(self.journal_dir)
         common: dict[str, Any] = {
             "request": req,
             "fingerprint": fingerprint,
@@ -519,6 +530,18 @@ class SeedanceJob(JobBlock[list[DeliveredVideo]]):
         self.logger.info("Generation(s) %s of %s", ", ".join(ids), base_name)
         return SeedanceJobRun(self, generation_ids=ids, **common)
 
+    def journal(self) -> Journal:
+        """The job's durable enqueue journal (``state``, else ``journal_dir``, else the default store).
+
+        Example:
+            >>> import tempfile
+            >>> folder = tempfile.mkdtemp()
+            >>> job = SeedanceJob(credentials=OxenCredentials(api_key="k"), request={}, journal_dir=folder)
+            >>> job.journal().directory == Path(folder)
+            True
+        """
+        return Journal.at(self.state, self.journal_dir)
+
     async def atrigger(self) -> SeedanceJobRun:
         """:meth:`trigger` for async code (runs in a worker thread)."""
         return await asyncio.to_thread(self.trigger)
@@ -526,7 +549,9 @@ class SeedanceJob(JobBlock[list[DeliveredVideo]]):
     def _prepare(self, request: SeedanceRequest) -> SeedanceRequest:
         """Fix and host the references (the ``prepare_references`` step, without its task run)."""
         cache = default_cache_dir()
-        strategy = hosting_from_spec(self.hosting, credentials=self.credentials, state_dir=cache)
+        strategy = hosting_from_spec(
+            self.hosting, credentials=self.credentials, state_dir=cache, state=self.state
+        )
         prepared = prepare(request, cache_dir=cache, hosting=strategy, fix=self.fix_references)
         for applied in prepared.fixes:
             self.logger.info("Reference fix: %s", applied)
@@ -628,7 +653,7 @@ def cancel_job_generations(flow: Any, flow_run: Any, state: Any) -> None:
     job = _job_for_hook(flow_run)
     if job is None:
         return
-    journal = Journal(job.journal_dir)
+    journal = job.journal()
     ids = [
         gid
         for fp in journal.fingerprints_of_flow_run(str(flow_run.id))

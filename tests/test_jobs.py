@@ -182,6 +182,15 @@ class TestRunSeedanceJob:
         routes = stats(emulator)["requests_by_route"]
         assert sum(n for r, n in routes.items() if r.startswith("GET") and "/files/" in r) == 1
 
+    def test_a_shared_state_wins_over_the_journal_folder(self, emulator, out_dir, tmp_path):
+        shared = str(tmp_path / "shared-state")
+        machine_a = _job(emulator, out_dir, tmp_path / "a", output_name="s", state=shared)
+        machine_b = _job(emulator, out_dir, tmp_path / "b", output_name="s", state=shared)
+        [first] = machine_a.trigger().fetch_result()
+        [second] = machine_b.trigger().fetch_result()  # another journal folder, the same state
+        assert second.generation_id == first.generation_id
+        assert stats(emulator)["enqueue_calls"] == 1
+
     def test_a_new_run_key_is_a_new_generation(self, emulator, out_dir, tmp_path):
         _job(emulator, out_dir, tmp_path, output_name="k").trigger().fetch_result()
         _job(emulator, out_dir, tmp_path, output_name="k2", run_key="take-2").trigger().fetch_result()
