@@ -1,12 +1,21 @@
-"""The local Prefect environment of the ``seedance`` commands: a quiet, patient start, no heartbeats.
+"""The local Prefect environment of the ``seedance`` commands: a quiet, patient start, leases on disk.
 
 Prefect's embedded (ephemeral) server needs about 35 s for its first start on a 2-core machine,
 past Prefect's default 20 s timeout, and logs telemetry failures when offline. Before Prefect is
-imported the commands set, unless the user already set them (:func:`apply_prefect_defaults`):
+imported the commands set, unless the user already set them in the environment
+(:func:`apply_prefect_defaults`):
 
 - ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=180``
 - ``PREFECT_SERVER_ANALYTICS_ENABLED=false``
 - ``PREFECT_SERVER_LOGGING_LEVEL=WARNING`` (the embedded server's own chatter)
+- ``PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=prefect.server.concurrency.lease_storage.filesystem``:
+  every command starts its own embedded server, and Prefect's default lease storage is that
+  server's memory, so the slots of a ``seedance batch`` killed mid-run stayed taken in the
+  database for good (the next server knew nothing of their leases, and an embedded server runs no
+  Repossessor anyway). On disk (``$PREFECT_HOME/concurrency_leases``) the leases outlive the
+  process, and the next batch gives a dead run's slots back
+  (:func:`seedance_prefect.batch_flows.reclaim_slots`). A profile setting of the lease storage is
+  overridden by this default; set the variable in the environment to choose another storage.
 
 Flows that the CLI runs in its own process (not through a deployment) run without Prefect's flow
 run heartbeats, unless ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` is set (see
@@ -32,6 +41,7 @@ PREFECT_DEFAULTS: dict[str, str] = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
 }
 
 #: Environment variables that ask for flow run heartbeats (the current name and the legacy one).
