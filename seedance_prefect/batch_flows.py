@@ -26,6 +26,7 @@ Example:
 
 import contextlib
 import contextvars
+import functools
 import logging
 import re
 import threading
@@ -441,6 +442,12 @@ class _RowOptions:
     poll_interval: float
     output: str
     started: float
+    state: str | None = None  # the journal's state store (wins over journal_dir)
+
+    @functools.cached_property
+    def journal(self) -> Journal:
+        """The journal of the run (one store client for every row)."""
+        return Journal.at(self.state, self.journal_dir)
 
 
 def _generate(
@@ -449,7 +456,7 @@ def _generate(
     """Enqueue a row (or reattach to it) under its permits and wait until its generations are terminal."""
     # A request without references has nothing to prepare: skip the task run.
     prepared = (
-        prepare_references(row.request, credentials=credentials)
+        prepare_references(row.request, credentials=credentials, state=options.state)
         if row.request.reference_count
         else row.request
     )
@@ -462,6 +469,7 @@ def _generate(
         options.timeout,
         options.poll_interval,
         permits,
+        state=options.state,
     )
 
 
@@ -494,7 +502,7 @@ def _finish(
             )
         except SeedanceError as exc:
             failures.append(f"{generation.generation_id}: {exc}")
-    Journal(options.journal_dir).record_deliveries(row.fingerprint, delivered)
+    options.journal.record_deliveries(row.fingerprint, delivered)
     if failures:
         get_run_logger().error("Row %d (%s) failed: %s", row.line, row.name, "; ".join(failures))
     return _row(
@@ -569,7 +577,7 @@ def _redeliver_row(
             )
         except SeedanceError as exc:
             failures.append(str(exc) if gid in str(exc) else f"{gid}: {exc}")
-    Journal(options.journal_dir).record_deliveries(row.fingerprint, [d.delivered for d in done])
+    options.journal.record_deliveries(row.fingerprint, [d.delivered for d in done])
     if failures:
         get_run_logger().error("Row %d (%s) failed: %s", row.line, row.name, "; ".join(failures))
         status = "failed"
@@ -649,6 +657,7 @@ def batch_reference_to_video(
     limit_name: str = DEFAULT_LIMIT_NAME,
     shard: int = 0,
     shards: int = 1,
+    state: str | None = None,
 ) -> dict[str, Any]:
     """Generate, verify and deliver every request of a manifest, at most N generations in flight.
 
@@ -672,6 +681,9 @@ def batch_reference_to_video(
         limit_name: Name of the global concurrency limit.
         shard: Run only the rows whose 0-based position modulo ``shards`` is ``shard``.
         shards: Number of shards (split one manifest over several flow runs or workers).
+        state: Where the journal lives, shared by every machine that names the same store
+            (``"s3://bucket/prefix/"``, ``"s3-bucket/NAME"`` or a folder); wins over
+            ``journal_dir``. None: ``$SEEDANCE_STATE``, else ``journal_dir``, else ``~/.seedance``.
 
     Returns:
         ``{"rows": [...], "totals": {...}}``: one summary row per manifest row (``line``,
@@ -698,7 +710,7 @@ def batch_reference_to_video(
     target = resolve_target(deliver_to, output)
     target.check()
     limit = ensure_concurrency_limit(limit_name, concurrency)
-    journal = Journal(journal_dir)
+    journal = Journal.at(state, journal_dir)
     summary: list[dict[str, Any]] = []
     for bad in plan.rejected:
         logger.warning("Skipping invalid row %s", bad)
@@ -724,7 +736,7 @@ def batch_reference_to_video(
         limit,
     )
 
-    options = _RowOptions(journal_dir, timeout_seconds, poll_interval, output, started)
+    options = _RowOptions(journal_dir, timeout_seconds, poll_interval, output, started, state)
     # rows delivered elsewhere before: copied (or downloaded again) beside the generations, never enqueued
     copying, copies = _redeliver_rows(todo.to_redeliver, creds, target, options)
     if to_run:

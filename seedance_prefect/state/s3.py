@@ -39,15 +39,29 @@ _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "4
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 
 
+_LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
+
+
 def _boto3_client() -> Any:
+    """``boto3.client("s3")`` from the environment, in a session of its own (sessions are not
+    thread-safe) that shares botocore's model loader with the others: 13 ms instead of 70 ms."""
+    global _LOADER
     try:
         import boto3
+        import botocore.session
     except ImportError:
         problem = FieldProblem(
             "state", "An S3 state store needs boto3", found="boto3 is not installed", fix=S3_EXTRA
         )
         raise InvalidRequest([problem]) from None
-    return boto3.session.Session().client("s3")
+    core = botocore.session.get_session()
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", _LOADER)
+    return boto3.session.Session(botocore_session=core).client("s3")
 
 
 def _code(exc: Exception) -> str:
