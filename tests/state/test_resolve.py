@@ -119,3 +119,21 @@ def test_a_saved_s3_bucket_block_by_name(aws_env: str, prefect_server: str) -> N
     with pytest.raises(InvalidRequest) as caught:
         resolve_state("s3-bucket/no-such-block")
     assert caught.value.fields == ["state"]
+
+
+@pytest.mark.parametrize("command", ["generate", "batch"])
+def test_the_cli_refuses_a_bad_state_before_anything_runs(
+    command: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from seedance_prefect.cli.main import main
+
+    monkeypatch.setenv("OXEN_API_KEY", "sk-test-not-used")
+    request = tmp_path / "request.json"
+    request.write_text('{"prompt": "A kite", "duration": "4"}')
+    manifest = tmp_path / "rows.jsonl"
+    manifest.write_text('{"prompt": "A kite", "duration": "4"}\n')
+    target = str(request if command == "generate" else manifest)
+
+    assert main([command, target, "--state", "gs://bucket/state"]) == 2
+    err = capsys.readouterr().err
+    assert "state: Unsupported state store" in err and "s3://bucket/prefix/" in err
