@@ -502,7 +502,9 @@ def _finish(
             )
         except SeedanceError as exc:
             failures.append(f"{generation.generation_id}: {exc}")
-    options.journal.record_deliveries(row.fingerprint, delivered)
+    # under the key the generations were enqueued under: the prepared request's fingerprint, which
+    # differs from the row's when it has references (they are hosted or re-encoded first)
+    options.journal.record_deliveries(done.fingerprint or row.fingerprint, delivered)
     if failures:
         get_run_logger().error("Row %d (%s) failed: %s", row.line, row.name, "; ".join(failures))
     return _row(

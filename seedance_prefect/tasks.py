@@ -435,11 +435,14 @@ class RowGenerations:
         ids: Every generation id of the row, in order.
         finished: ``(index, row)`` of each generation that succeeded.
         failures: ``"<id>: <reason>"`` of each generation that failed, was cancelled or timed out.
+        fingerprint: The journal key the generations were enqueued under: the fingerprint of the
+            request as posted (references prepared), where their deliveries are recorded too.
     """
 
     ids: list[str]
     finished: list[tuple[int, Generation]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    fingerprint: str = ""
 
 
 @task(name="generate_row", task_run_name="generate {name}", **RETRYING)
@@ -481,7 +484,10 @@ def generate_row(
     Returns:
         The generation ids, the succeeded rows and the failures.
     """
-    generated = RowGenerations(enqueue_generation.fn(request, credentials, run_key, journal_dir, slot, state))
+    generated = RowGenerations(
+        enqueue_generation.fn(request, credentials, run_key, journal_dir, slot, state),
+        fingerprint=request.fingerprint(run_key),
+    )
     for index, gid in enumerate(generated.ids):
         try:
             row = wait_for_generation.fn(gid, credentials, timeout, poll_interval, progress=False)

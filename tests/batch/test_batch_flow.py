@@ -171,3 +171,20 @@ def test_cli_batch_exit_codes_and_table(emu, tmp_path, capsys):
     assert main(["batch", str(manifest), "--budget-usd", "0.5", "--run-key", "other"]) == 2
     assert "over the budget" in capsys.readouterr().err
     assert stats(emu)["enqueue_calls"] == 2
+
+
+def test_a_row_with_a_local_reference_is_recorded_as_delivered_under_its_enqueued_key(emu, tmp_path):
+    from seedance_prefect.generation.journal import Journal
+    from seedance_prefect.media.samples import make_image
+
+    make_image(tmp_path / "ref.png", 640, 480)
+    manifest = tmp_path / "refs.jsonl"
+    manifest.write_text(json.dumps({**_row(1), "prompt": "@Image1 waves", "input_images": ["ref.png"]}) + "\n")
+    batch_reference_to_video(str(manifest), output=str(tmp_path / "out"), concurrency=LIMIT)
+    journal = Journal(tmp_path / "state" / "journal")
+    entries = [journal.load(p.stem) for p in (tmp_path / "state" / "journal").glob("*.json")]
+    [entry] = [e for e in entries if e is not None and e.generation_ids]
+    # the row has a local reference, so the key the generation was enqueued under (the prepared
+    # request's fingerprint) differs from the row's; the delivery must be recorded there
+    assert set(entry.deliveries) == set(entry.generation_ids)
+    assert stats(emu)["enqueue_calls"] == 1
