@@ -179,7 +179,8 @@ def test_a_row_with_a_local_reference_is_recorded_as_delivered_under_its_enqueue
 
     make_image(tmp_path / "ref.png", 640, 480)
     manifest = tmp_path / "refs.jsonl"
-    manifest.write_text(json.dumps({**_row(1), "prompt": "@Image1 waves", "input_images": ["ref.png"]}) + "\n")
+    row = {**_row(1), "prompt": "@Image1 waves", "input_images": ["ref.png"]}
+    manifest.write_text(json.dumps(row) + "\n")
     batch_reference_to_video(str(manifest), output=str(tmp_path / "out"), concurrency=LIMIT)
     journal = Journal(tmp_path / "state" / "journal")
     entries = [journal.load(p.stem) for p in (tmp_path / "state" / "journal").glob("*.json")]
