@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client import SeedanceClient, sha256_file
-from ..errors import SeedanceError
+from ..errors import NotFoundError, SeedanceError
 from ..models import Generation, SeedanceRequest
 from .ratelimit import RATE_LIMIT_TRIES, Log, post_waiting_out_429
 
@@ -75,6 +75,21 @@ def _record(generation_id: str, path: Path, source: str) -> DownloadedVideo:
     return DownloadedVideo(generation_id, str(path), digest.sha256, digest.size, source, time.time())
 
 
+def _fresh_row(client: SeedanceClient, generation: Generation) -> Generation:
+    """The generation's row read again: the queue row, else the history (a queue that forgets
+    terminal rows answers 404), else the row we have when it carries a result link."""
+    try:
+        return client.get(generation.generation_id)
+    except NotFoundError:
+        pass
+    try:
+        return client.history(generation.generation_id)
+    except NotFoundError:
+        if generation.result_url:
+            return generation
+        raise
+
+
 def download_generation(
     client: SeedanceClient,
     generation: Generation,
@@ -112,7 +127,7 @@ def download_generation(
     target = Path(workdir) / f"{generation.generation_id}.mp4"
     row = generation
     if refresh or not row.result_url:
-        row = client.get(generation.generation_id)
+        row = _fresh_row(client, generation)
     path = client.download(row, target)
     return _record(generation.generation_id, Path(path), "url")
 

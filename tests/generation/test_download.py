@@ -103,3 +103,25 @@ def test_generate_and_save_waits_out_429_with_the_same_loop_and_gives_up(emulato
         "Rate limited; waiting 1.0 s before generating"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refresh_on_a_queue_that_forgot_the_row_reads_the_history(tmp_path):
+    from seedance_prefect.client import SeedanceClient
+    from seedance_prefect.emulator import EmulatorConfig, run_emulator
+    from seedance_prefect.errors import NotFoundError
+
+    with (
+        run_emulator(EmulatorConfig(latency=0.2, vanish_terminal=True)) as emu,
+        SeedanceClient(api_key="k", base_url=emu.base_url) as client,
+    ):
+        [queued] = client.enqueue(_request())
+        done = wait_until(
+            lambda: (row := client.history(queued.generation_id)).state == "succeeded" and row,
+            30,
+            "the generation to succeed",
+        )
+        with pytest.raises(NotFoundError):
+            client.get(queued.generation_id)  # the queue forgot the finished row
+        video = download_generation(client, queued, tmp_path, refresh=True)
+    assert video.generation_id == done.generation_id
+    _check_file(video)
