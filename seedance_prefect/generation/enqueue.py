@@ -70,6 +70,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .. import limits
@@ -84,6 +85,7 @@ __all__ = [
     "LEASE_SECONDS",
     "RENEW_SECONDS",
     "WAIT_FOR_OWNER_SECONDS",
+    "OnEnqueued",
     "Slot",
     "enqueue_once",
     "journal_body",
@@ -108,6 +110,11 @@ _POST_MARGIN = 0.2
 _LOST_CLAIMS = 3
 #: Polls of an entry claimed by another run: first wait, growth, longest wait (seconds).
 _POLL_FIRST, _POLL_GROWTH, _POLL_LONGEST = 0.05, 1.5, 0.25
+
+
+#: ``on_enqueued(ids, recovered)`` of :func:`enqueue_once`: called once a POST's generations are known
+#: (``recovered``: its answer was lost and they were found by listing the queue), never on a reattach.
+OnEnqueued = Callable[[list[str], bool], None]
 
 
 class Slot(Protocol):
@@ -240,8 +247,10 @@ def reattach(
 ) -> list[str] | None:
     """Return the generation ids to continue with, or None when a new POST is needed.
 
-    - The last attempt has ids and one of them is still active or succeeded: all its ids.
-    - They all failed, were cancelled or are unknown to the service (404): None.
+    - The last attempt has ids and one of them is still active or succeeded: all its ids. A row
+      the queue no longer has (404: a queue that forgets finished rows) is looked up in the
+      history (``client.history``), so a generation that succeeded is not paid for again.
+    - They all failed, were cancelled or are unknown to both the queue and the history: None.
     - The last attempt is still ``posting``: the generations found by :func:`recover_lost` are
       recorded in it (``recovered``); when there are none it is marked ``refused``, and None.
 
@@ -277,18 +286,8 @@ def reattach(
     if last is None:
         return None
     if last.generation_ids:
-        usable = []
-        for gid in last.generation_ids:
-            try:
-                row = client.get(gid)
-            except ApiError as exc:
-                if exc.status_code == 404:
-                    continue
-                raise
-            if row.state in ("active", "succeeded"):
-                usable.append(gid)
-        if usable:
-            logger.info("Reattached to generation(s) %s from an earlier run", ", ".join(usable))
+        if _usable(client, last.generation_ids):
+            logger.info("Reattached to generation(s) %s from an earlier run", ", ".join(last.generation_ids))
             return list(last.generation_ids)
         logger.info("The earlier generation(s) of this request failed; enqueuing a new one")
         return None
@@ -307,18 +306,38 @@ def _owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def _usable(client: SeedanceClient, ids: list[str]) -> bool:
-    """Whether one of these generations is still active or has succeeded (404s are not)."""
-    for gid in ids:
-        try:
-            row = client.get(gid)
-        except ApiError as exc:
-            if exc.status_code == 404:
-                continue
+def _state(client: SeedanceClient, generation_id: str) -> str | None:
+    """The generation's state: its queue row's, else (404) its history row's; None when neither has it.
+
+    A queue that forgets finished rows answers 404 for a generation that succeeded: the history
+    (``GET /ai/generations/{id}``) still knows it, and a succeeded generation must not be paid again.
+    """
+    try:
+        return client.get(generation_id).state
+    except ApiError as exc:
+        if exc.status_code != 404:
             raise
-        if row.state in ("active", "succeeded"):
-            return True
-    return False
+    try:
+        return client.history(generation_id).state
+    except ApiError as exc:
+        if exc.status_code != 404:
+            raise
+    return None
+
+
+def _usable(client: SeedanceClient, ids: list[str]) -> bool:
+    """Whether one of these generations is still active or has succeeded (in the queue or the history)."""
+    return any(_state(client, gid) in ("active", "succeeded") for gid in ids)
+
+
+def _announce(on_enqueued: OnEnqueued | None, ids: list[str], recovered: bool, log: Log) -> None:
+    """Call ``on_enqueued``; a failure is logged, never raised (the generations exist and are journaled)."""
+    if on_enqueued is None:
+        return
+    try:
+        on_enqueued(list(ids), recovered)
+    except Exception as exc:
+        log.warning("on_enqueued failed for generation(s) %s: %s", ", ".join(ids), exc)
 
 
 class _LeaseLost(Exception):
@@ -427,8 +446,9 @@ def _post(
     claim: Claim,
     log: Log,
     rate_limit_tries: int,
-) -> list[str] | None:
-    """POST a claimed attempt and record its answer; None when the claim was lost before anything left."""
+) -> tuple[list[str], bool] | None:
+    """POST a claimed attempt and record its answer: ``(ids, recovered)``, or None when the claim was
+    lost before anything left (``recovered``: the answer was lost and the ids found by listing)."""
     fingerprint = entry.fingerprint
     with _LeaseKeeper(journal, fingerprint, claim, log) as keeper:
 
@@ -469,7 +489,7 @@ def _post(
             detail = f"answer lost ({type(exc).__name__})"
             _close(journal, fingerprint, claim, log, ids=found, recovered=True, detail=detail)
             log.warning("Enqueue answer lost (%s); adopted generation(s) %s", exc, ", ".join(found))
-            return found
+            return found, True
         except BaseException:  # interrupted (Ctrl-C, cancellation): release; the next run lists first
             keeper.stop()
             _close(journal, fingerprint, claim, log)
@@ -477,7 +497,7 @@ def _post(
     ids = [row.generation_id for row in rows]
     _close(journal, fingerprint, claim, log, ids=ids)
     log.info("Enqueued generation(s) %s", ", ".join(ids))
-    return ids
+    return ids, False
 
 
 def _wait_for_owner(
@@ -529,6 +549,7 @@ def enqueue_once(
     slot: Slot | None = None,
     log: Log | None = None,
     rate_limit_tries: int = RATE_LIMIT_TRIES,
+    on_enqueued: OnEnqueued | None = None,
 ) -> list[str]:
     """Enqueue a request once, however often and on however many machines it is called: return its ids.
 
@@ -550,6 +571,10 @@ def enqueue_once(
             It is never released here.
         log: Where progress is logged (default: this module's logger).
         rate_limit_tries: Times a POST answered 429 is sent (nothing is created by a 429).
+        on_enqueued: Called as ``on_enqueued(ids, recovered)`` when this call's POST created the
+            generations (``recovered=False``), or when a POST whose answer was lost is recovered by
+            listing the queue (``recovered=True``); not on a reattach or when another run's ids are
+            taken over. Called once the ids are journaled; an exception it raises is logged, not raised.
 
     Returns:
         One generation id per ``num_generations``.
@@ -573,6 +598,19 @@ def enqueue_once(
         >>> entry = journal.load(request.fingerprint())
         >>> len(ids), entry.attempts[-1].state, entry.flow_runs, entry.claim.lease_until
         (2, 'enqueued', ['run-1'], 0.0)
+
+        ``on_enqueued`` tells a POST from a reattach:
+
+        >>> told = []
+        >>> def tell(ids, recovered):
+        ...     told.append((ids, recovered))
+        >>> request = SeedanceRequest(prompt="A heron takes off", duration=4)
+        >>> with run_emulator(EmulatorConfig(latency=0.2)) as emu:
+        ...     with SeedanceClient(api_key="k", base_url=emu.base_url) as client:
+        ...         ids = enqueue_once(client, request, journal=journal, on_enqueued=tell)
+        ...         again = enqueue_once(client, request, journal=journal, on_enqueued=tell)
+        >>> told == [(ids, False)], again == ids
+        (True, True)
     """
     logger = log or _LOG
     journal = journal if journal is not None else Journal()
@@ -595,9 +633,10 @@ def enqueue_once(
         holder = entry.lease_holder()
         if holder == owner and entry.claim is not None:
             # our claim landed although the store answered "conflict" (an S3 retry after a lost answer)
-            ids = _post(client, request, journal, entry, entry.claim, logger, rate_limit_tries)
-            if ids is not None:
-                return ids
+            posted = _post(client, request, journal, entry, entry.claim, logger, rate_limit_tries)
+            if posted is not None:
+                _announce(on_enqueued, *posted, logger)
+                return posted[0]
             lost = _count_lost(lost, journal, fingerprint)
             continue
         if holder is not None and version is not None:
@@ -630,6 +669,7 @@ def enqueue_once(
                 logger.warning(
                     "An earlier enqueue's answer was lost; adopted generation(s) %s", ", ".join(recovered)
                 )
+                _announce(on_enqueued, recovered, True, logger)
                 return recovered
             # written together with the next claim, in one conditional write
             last.state, last.detail = "refused", "no generation found for a POST whose answer was lost"
@@ -647,7 +687,8 @@ def enqueue_once(
             journal.write(entry, version)
         except StateConflict:
             continue  # another run wrote first: read again and decide again
-        ids = _post(client, request, journal, entry, claim, logger, rate_limit_tries)
-        if ids is not None:
-            return ids
+        posted = _post(client, request, journal, entry, claim, logger, rate_limit_tries)
+        if posted is not None:
+            _announce(on_enqueued, *posted, logger)
+            return posted[0]
         lost = _count_lost(lost, journal, fingerprint)
