@@ -420,11 +420,15 @@ def _row(line: int, name: str | None, status: str, **values: Any) -> dict[str, A
 
 @task(name="validate_manifest", cache_policy=NO_CACHE)
 def validate_manifest(
-    manifest: str | list[dict[str, Any]], run_key: str | None = None, shard: int = 0, shards: int = 1
+    manifest: str | list[dict[str, Any]],
+    run_key: str | None = None,
+    shard: int = 0,
+    shards: int = 1,
+    allow_local_references: bool = False,
 ) -> BatchPlan:
     """Read the manifest (path, URL or a list of request dicts) and check every row of the shard."""
     if isinstance(manifest, str):
-        rows, base_dir = read_manifest(manifest)
+        rows, base_dir = read_manifest(manifest, allow_local_references=allow_local_references)
         selected = [r for i, r in enumerate(rows) if i % shards == shard]
         return plan_batch(selected, base_dir=base_dir, run_key=run_key)
     return plan_batch(
@@ -660,6 +664,7 @@ def batch_reference_to_video(
     shard: int = 0,
     shards: int = 1,
     state: str | None = None,
+    allow_local_references: bool = False,
 ) -> dict[str, Any]:
     """Generate, verify and deliver every request of a manifest, at most N generations in flight.
 
@@ -686,6 +691,10 @@ def batch_reference_to_video(
         state: Where the journal lives, shared by every machine that names the same store
             (``"s3://bucket/prefix/"``, ``"s3-bucket/NAME"`` or a folder); wins over
             ``journal_dir``. None: ``$SEEDANCE_STATE``, else ``journal_dir``, else ``~/.seedance``.
+        allow_local_references: Let a manifest read from a URL name files of the machine that runs
+            it (absolute, ``~``, ``file://``). False: such rows are invalid, so whoever can write
+            the manifest cannot make a worker send its files; paths relative to the manifest are
+            fetched from its store either way. Local manifests always may.
 
     Returns:
         ``{"rows": [...], "totals": {...}}``: one summary row per manifest row (``line``,
@@ -708,7 +717,7 @@ def batch_reference_to_video(
     run_id = current_flow_run.get_id()
     if run_id:
         _RUN_CREDENTIALS[run_id] = creds
-    plan = validate_manifest(manifest, run_key, shard, shards)
+    plan = validate_manifest(manifest, run_key, shard, shards, allow_local_references)
     target = resolve_target(deliver_to, output)
     target.check()
     limit = ensure_concurrency_limit(limit_name, concurrency)

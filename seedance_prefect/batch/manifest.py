@@ -42,6 +42,7 @@ from ..generation.journal import Journal
 from ..models import SeedanceRequest
 from ..preflight.check import check_request
 from ..pricing import CostEstimate, estimate_cost
+from .sources import classify_reference, fetch_reference, is_remote_manifest, local_reference_problem
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
@@ -72,12 +73,18 @@ class ManifestRow:
         name: The row's ``name``, if it gave one.
         data: The request keys of the row.
         problems: Problems found while reading it (bad JSON, not an object...).
+        remote: References to fetch before the checks, by field (``"input_images[0]"``): the
+            absolute URLs of paths relative to a manifest read from a URL (:mod:`.sources`).
+        refused: It names a reference its manifest may not name (a local file in a manifest read
+            from a URL): rejected without the preflight, which would read that file.
     """
 
     line: int
     name: str | None
     data: dict[str, Any]
     problems: list[str] = field(default_factory=list)
+    remote: dict[str, str] = field(default_factory=dict)
+    refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -238,16 +245,44 @@ def _manifest_problem(source: str, message: str, fix: str) -> InvalidRequest:
     return InvalidRequest([FieldProblem("manifest", message, found=source, fix=fix)])
 
 
-def read_manifest(source: str | os.PathLike[str]) -> tuple[list[ManifestRow], Path | None]:
+def _remote_references(row: ManifestRow, manifest_url: str, allow_local: bool) -> None:
+    """Resolve the references of a row of a manifest read from a URL (see :mod:`.sources`)."""
+    for list_field in _LIST_FIELDS:
+        values = row.data.get(list_field)
+        if not isinstance(values, list):
+            continue
+        for i, uri in enumerate(values):
+            if not isinstance(uri, str):
+                continue  # the preflight names the wrong type
+            kind, value = classify_reference(uri, manifest_url, allow_local=allow_local)
+            key = f"{list_field}[{i}]"
+            if kind == "remote":
+                row.remote[key] = value
+                values[i] = value
+            elif kind == "outside" or (kind == "local" and not allow_local):
+                row.problems.append(str(local_reference_problem(key, uri, manifest_url, kind == "outside")))
+                row.refused = True
+
+
+def read_manifest(
+    source: str | os.PathLike[str], *, allow_local_references: bool = False
+) -> tuple[list[ManifestRow], Path | None]:
     """Read a manifest from a local path or an fsspec URL (``s3://bucket/nightly.jsonl``).
+
+    A manifest read from a URL may name files relative to itself (fetched from its store by
+    :func:`plan_batch`), URLs and data: URIs, but no local file unless ``allow_local_references``:
+    such a row gets a problem naming the field, the limit and the fix (see :mod:`.sources`).
 
     Args:
         source: Where the manifest is; ``.csv`` is CSV, ``.jsonl``/``.ndjson``/``.json`` JSONL,
             anything else is guessed from its first character.
+        allow_local_references: Let a manifest read from a URL name local files (absolute, ``~``,
+            ``file://``) and relative paths above its folder. Local manifests always may.
 
     Returns:
         ``(rows, base_dir)``: the rows, and the folder that relative local paths in them start
-        from (the manifest's folder; None for a remote manifest: the working directory).
+        from (the manifest's folder; None for a remote manifest, whose relative paths are URLs
+        in :attr:`ManifestRow.remote`).
 
     Raises:
         InvalidRequest: Missing, unreadable, too large, not UTF-8, or without any row.
@@ -267,7 +302,7 @@ def read_manifest(source: str | os.PathLike[str]) -> tuple[list[ManifestRow], Pa
     )
     base_dir: Path | None = None
     try:
-        if "://" in text_source and not text_source.startswith("file://"):
+        if is_remote_manifest(text_source):
             import fsspec
 
             with fsspec.open(text_source, "rb") as handle:
@@ -292,7 +327,52 @@ def read_manifest(source: str | os.PathLike[str]) -> tuple[list[ManifestRow], Pa
     rows = parse_manifest(text, fmt)
     if not rows:
         raise _manifest_problem(text_source, "The manifest has no rows", "Add one request per line")
+    if base_dir is None:
+        for row in rows:
+            _remote_references(row, text_source, allow_local_references)
     return rows, base_dir
+
+
+def _fetch_remote(
+    row: ManifestRow, cache_dir: str | os.PathLike[str] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """Return the row's data with its remote references fetched into the cache (local paths), and
+    the references that could not be fetched."""
+    if not row.remote:
+        return row.data, []
+    from ..references.preprocess import default_cache_dir
+
+    cache = cache_dir or default_cache_dir()
+    failed: list[str] = []
+    data = {k: list(v) if k in _LIST_FIELDS and isinstance(v, list) else v for k, v in row.data.items()}
+    for key, url in row.remote.items():
+        list_field, index = key[:-1].split("[")
+        location, sep, fragment = url.partition("#t=")
+        try:
+            local = fetch_reference(location, cache)
+        except FileNotFoundError:
+            failed.append(
+                f"{key}: Reference not found beside the manifest (found: {location}). "
+                "Fix: upload it there, or correct the path (relative to the manifest's folder)"
+            )
+            continue
+        except (OSError, ValueError, ImportError) as exc:
+            failed.append(f"{key}: Cannot fetch the reference (found: {location}). Fix: {exc}")
+            continue
+        data[list_field][int(index)] = str(local) + (sep + fragment if sep else "")
+    return data, failed
+
+
+def _fingerprint_request(row: ManifestRow, request: SeedanceRequest) -> SeedanceRequest:
+    """The request with fetched references named by their URLs again (same on every machine)."""
+    if not row.remote:
+        return request
+    update: dict[str, list[str]] = {}
+    for key, url in row.remote.items():
+        list_field, index = key[:-1].split("[")
+        values = update.setdefault(list_field, list(getattr(request, list_field)))
+        values[int(index)] = url
+    return request.model_copy(update=update)
 
 
 def _row_name(row: ManifestRow, request: SeedanceRequest, run_key: str | None) -> tuple[str, str | None, str]:
@@ -311,6 +391,7 @@ def plan_batch(
     base_dir: str | os.PathLike[str] | None = None,
     run_key: str | None = None,
     probe: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> BatchPlan:
     """Check every row (preflight, names, duplicates) and split them into runnable and rejected.
 
@@ -321,6 +402,8 @@ def plan_batch(
         run_key: Batch-wide extra key of the journal fingerprints (rerun with another key to
             generate everything again).
         probe: Probe local reference files by content.
+        cache_dir: Where references of a manifest read from a URL are fetched to
+            (:attr:`ManifestRow.remote`; default ``$SEEDANCE_STATE_DIR/cache``).
 
     Returns:
         The plan.
@@ -335,10 +418,15 @@ def plan_batch(
     seen: dict[str, BatchRow] = {}
     for index, item in enumerate(rows, start=1):
         row = item if isinstance(item, ManifestRow) else _split_name(index, dict(item), [])
+        if row.refused:
+            plan.rejected.append(RejectedRow(row.line, row.name, tuple(row.problems)))
+            continue
+        data, failed = _fetch_remote(row, cache_dir)
+        if failed:
+            plan.rejected.append(RejectedRow(row.line, row.name, (*row.problems, *failed)))
+            continue
         problems = list(row.problems)
-        report = (
-            check_request(row.data, endpoint="queue", base_dir=base_dir, probe=probe) if row.data else None
-        )
+        report = check_request(data, endpoint="queue", base_dir=base_dir, probe=probe) if data else None
         if report is None:
             problems = problems or ["Empty row"]
         elif not report.ok or report.request is None:
@@ -348,7 +436,7 @@ def plan_batch(
             continue
         request = report.request
         try:
-            name, key, fingerprint = _row_name(row, request, run_key)
+            name, key, fingerprint = _row_name(row, _fingerprint_request(row, request), run_key)
         except InvalidRequest as exc:
             plan.rejected.append(RejectedRow(row.line, row.name, tuple(str(p) for p in exc.problems)))
             continue

@@ -172,6 +172,7 @@ def run_batch(
     poll_interval: float = DEFAULT_SAFETY_POLL_INTERVAL,
     limit_name: str | None = None,
     state: str | None = None,
+    allow_local_references: bool = False,
 ) -> int:
     """Run the ``batch_reference_to_video`` flow for the CLI, print its summary, return the exit code.
 
@@ -191,6 +192,7 @@ def run_batch(
         poll_interval: Seconds between fallback polls.
         limit_name: Name of the global concurrency limit (default ``seedance-generations``).
         state: Where the journal lives (as for :func:`run_generate`).
+        allow_local_references: Let a manifest read from a URL name local files.
 
     Returns:
         0 every row delivered, 1 some rows invalid or failed (the rest delivered), 2 nothing run
@@ -214,7 +216,7 @@ def run_batch(
 
         try:
             resolve_credentials(credentials)
-            rows, base_dir = read_manifest(manifest)
+            rows, base_dir = read_manifest(manifest, allow_local_references=allow_local_references)
             plan = plan_batch(rows, base_dir=base_dir, run_key=run_key)
             for bad in plan.rejected:
                 print(f"invalid row: {bad}", file=sys.stderr)
@@ -252,6 +254,7 @@ def run_batch(
                     poll_interval=poll_interval,
                     limit_name=limit_name or DEFAULT_LIMIT_NAME,
                     state=state,
+                    allow_local_references=allow_local_references,
                 )
         except BatchFailed as exc:
             result, code = exc.summary, EXIT_FAILED

@@ -107,6 +107,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--limit-name", default=None, help="global concurrency limit (seedance-generations)")
     batch.add_argument("--state", default=None, metavar="STORE", help=_STATE_HELP)
+    batch.add_argument(
+        "--allow-local-references",
+        action="store_true",
+        help="let a manifest read from a URL name this machine's files (refused by default)",
+    )
 
     sub.add_parser("emulator", help="run the offline Oxen API emulator (see `seedance emulator --help`)")
 
@@ -190,6 +195,7 @@ def _batch(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         limit_name=args.limit_name,
         state=args.state,
+        allow_local_references=args.allow_local_references,
     )
 
 
