@@ -58,6 +58,7 @@ RANKS: dict[str, int] = {
     # the thin Prefect layer
     "credentials": 8,
     "progress": 8,
+    "lifecycle": 8,  # the seedance.generation.* lifecycle events (emit_event), called by tasks and jobs
     "tasks": 8,
     "flows": 8,
     "batch_flows": 8,
