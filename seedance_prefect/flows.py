@@ -19,6 +19,7 @@ Example:
 # these annotations, and string annotations do not resolve when a runner loads the flow by entrypoint.
 
 import functools
+import logging
 import re
 import time
 from collections import OrderedDict
@@ -37,6 +38,7 @@ from .delivery.folder import DeliveredVideo, default_name, safe_name, work_dirs
 from .delivery.redeliver import redeliver, succeeded_generation
 from .delivery.targets import resolve_target
 from .errors import SeedanceError
+from .generation.cancel import cancel_leftovers, left_by
 from .generation.journal import Journal
 from .models import SeedanceRequest
 from .pricing import estimate_cost
@@ -72,36 +74,50 @@ def _credentials_for_hook(flow_run: Any) -> OxenCredentials | None:
 
 
 def cancel_remote_generations(flow: Any, flow_run: Any, state: Any) -> None:
-    """Flow hook: cancel (DELETE) every remote generation this flow run enqueued.
+    """Flow hook: cancel (DELETE) every remote generation this flow run enqueued and did not deliver.
 
-    Used as ``on_cancellation``, ``on_crashed`` and ``on_failure`` hook. The generation ids come
+    Used as ``on_cancellation``, ``on_crashed`` and ``on_failure`` hook. The generations come
     from the durable journal, not from memory, so the hook also works when Prefect runs it in the
-    runner process. Cancelling a generation that already ended has no effect on the service.
+    runner process: the ids the journal records, and those of this run's attempts still marked
+    ``posting`` (the run ended while its POST was in flight, or before the answer was journaled),
+    found by listing the queue as a re-run does. A ``posting`` attempt that another live process
+    is posting (its lease is fresh) is left alone. Cancelling a generation that already ended has
+    no effect on the service. The same functions serve the CLI's interrupt and the cleanup flow of
+    crashed runs (:mod:`seedance_prefect.generation.cancel`).
+
+    Args:
+        flow: The flow (unused; a hook's signature).
+        flow_run: The flow run: its id, and its ``state``, ``journal_dir`` and ``credentials``
+            parameters.
+        state: The state that called the hook.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> import tempfile
+        >>> run = SimpleNamespace(id="run-0", parameters={"journal_dir": tempfile.mkdtemp()})
+        >>> cancel_remote_generations(None, run, SimpleNamespace(name="Crashed"))  # nothing journaled
     """
     logger = get_run_logger() if _has_run_context() else None
     params = flow_run.parameters or {}
-    journal = Journal.at(params.get("state"), params.get("journal_dir"))
-    ids = [
-        gid
-        for fp in journal.fingerprints_of_flow_run(str(flow_run.id))
-        if (entry := journal.load(fp))
-        for gid in entry.generation_ids
-        if gid not in entry.deliveries
-    ]
+    try:
+        journal = Journal.at(params.get("state"), params.get("journal_dir"))
+        left = left_by(journal, [str(flow_run.id)])
+    except Exception as exc:  # best effort; never mask the run's own failure
+        if logger:
+            logger.warning("Could not read the journal to cancel remote generations: %s", exc)
+        return
+    if logger:
+        for fingerprint, why in left.left_alone.items():
+            logger.info("Not cancelling the enqueue of %s: %s", fingerprint[:12], why)
+    if not left:
+        return
     creds = _credentials_for_hook(flow_run)
-    if not ids or creds is None:
+    if creds is None:
+        if logger:
+            logger.warning("No credentials to cancel remote generation(s) %s", ", ".join(left.known))
         return
     with creds.get_client(timeout=4.0, max_retries=0) as client:
-        for gid in ids:
-            try:
-                row = client.get(gid)
-                if row.is_active:
-                    client.cancel(gid)
-                    if logger:
-                        logger.warning("Cancelled remote generation %s (flow run %s)", gid, state.name)
-            except Exception as exc:  # best effort; never mask the run's own failure
-                if logger:
-                    logger.warning("Could not cancel generation %s: %s", gid, exc)
+        cancel_leftovers(client, left, log=logger or logging.getLogger(__name__))
 
 
 def _has_run_context() -> bool:

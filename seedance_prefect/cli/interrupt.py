@@ -24,8 +24,12 @@ background of a non-interactive shell (a CI script, ``pytest ... &``) starts wit
 and Python then never raises :class:`KeyboardInterrupt`, so ``kill -INT`` did nothing while the
 generation ran on. A ``seedance`` command holds paid remote work: a SIGINT sent to it cancels it.
 
-Generations whose POST was answered but not yet journaled (attempt still ``posting``) are not
-known here; the flow's hooks do not know them either.
+An interrupt can also land while a POST is in flight: the service may have created the generations
+while their ids are not journaled yet (the attempt is still ``posting``). The watcher then lists
+the queue as a re-run does and cancels what matches the request
+(:mod:`seedance_prefect.generation.cancel`, shared with the flows' hooks), but only for attempts of
+this command's flow runs that this process posts (or whose poster is gone): an attempt that
+another live process is posting (another machine sharing the journal) is left to it.
 
 Example:
     ```python
@@ -39,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -46,11 +51,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ..generation.cancel import cancel_leftovers, left_by
 from ..generation.journal import Journal
 
 if TYPE_CHECKING:
@@ -77,6 +82,11 @@ FlowRuns = Callable[[], Mapping[str, "OxenCredentials"]]
 
 _STOP = b"\0"  # not a signal number: tells the watcher to end
 
+#: The cancels' own log lines stay out of the terminal: :meth:`Interruption.describe` reports them.
+_QUIET = logging.getLogger(f"{__name__}.cancel")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
 
 def generations_to_cancel(journal: Journal, flow_run_ids: Iterable[str]) -> list[str]:
     """Return the generations the journal records for these flow runs that were not delivered.
@@ -100,14 +110,7 @@ def generations_to_cancel(journal: Journal, flow_run_ids: Iterable[str]) -> list
         >>> generations_to_cancel(journal, ["run-1", "run-2"])
         ['g2']
     """
-    ids: list[str] = []
-    for run_id in flow_run_ids:
-        for fingerprint in journal.fingerprints_of_flow_run(run_id):
-            entry = journal.load(fingerprint)
-            if entry is None:
-                continue
-            ids += [g for g in entry.generation_ids if g not in entry.deliveries and g not in ids]
-    return ids
+    return left_by(journal, flow_run_ids).known
 
 
 def flow_runs_of_this_process() -> dict[str, OxenCredentials]:
@@ -132,6 +135,8 @@ class Interruption:
     Attributes:
         signal: The first SIGINT or SIGTERM received (None: not interrupted).
         cancelled: Generations a DELETE was sent for and accepted.
+        recovered: Generations of a POST in flight (not journaled yet) found by listing the queue
+            (also in ``cancelled`` or ``not_cancelled``).
         not_cancelled: Generations whose DELETE failed or was not sent in time, and why (the
             flow's hooks try them again).
         seconds: From the signal to the last DELETE's answer.
@@ -141,6 +146,7 @@ class Interruption:
 
     signal: int | None = None
     cancelled: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
     not_cancelled: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
@@ -199,26 +205,24 @@ class _Canceller:
         for run_id, credentials in self.flow_runs().items():
             if run_id in self.before:
                 continue
-            ids = generations_to_cancel(self.journal, [run_id])
-            if not ids:
+            left = left_by(self.journal, [run_id])
+            if not left:
                 continue
             with credentials.get_client(timeout=CANCEL_REQUEST_TIMEOUT, max_retries=0) as client:
-
-                def cancel_one(generation_id: str) -> None:
-                    if time.monotonic() > deadline:
-                        self.state.not_cancelled[generation_id] = "no time left; the flow's hooks cancel it"
-                        return
-                    try:
-                        client.cancel(generation_id)
-                        self.state.cancelled.append(generation_id)
-                    except Exception as exc:
-                        self.state.not_cancelled[generation_id] = str(exc) or type(exc).__name__
-
-                if len(ids) == 1:
-                    cancel_one(ids[0])
-                else:
-                    with ThreadPoolExecutor(min(CANCEL_CONCURRENCY, len(ids)), "seedance-cancel") as pool:
-                        list(pool.map(cancel_one, ids))
+                report = cancel_leftovers(
+                    client,
+                    left,
+                    check_active=False,  # one DELETE each, no GET first: time matters here
+                    deadline=deadline,
+                    concurrency=CANCEL_CONCURRENCY,
+                    log=_QUIET,
+                )
+            self.state.cancelled += report.cancelled
+            self.state.recovered += report.recovered
+            for generation_id, why in report.not_cancelled.items():
+                self.state.not_cancelled[generation_id] = (
+                    "no time left; the flow's hooks cancel it" if why.startswith("no time left") else why
+                )
 
     def watch(self, reader: socket.socket, forward_to: int) -> None:
         """Watcher thread: read signal numbers from the wakeup socket; cancel on SIGINT or SIGTERM."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -330,3 +331,200 @@ def test_cancelling_a_served_flow_run_cancels_the_remote_generation(slow_emulato
         assert wait_until(final_state, 60, "the flow run to end") == "CANCELLED"
     finally:
         stop_process(serve)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The interrupt window (issue 12 D): the POST reached the service, its answer has not come back, so
+# the journal does not know the generation yet (the attempt is still "posting"). An interrupt, a
+# crash or a cancellation must still end in a remote cancel: the queue is listed, as a re-run does.
+
+HELD_ANSWER_SECONDS = 10.0  # the emulator holds the enqueue's answer this long (slow_enqueue)
+
+
+@pytest.fixture
+def held_answer_emulator(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """An emulator that creates each queued generation (40 s long), then holds the POST's answer."""
+    config = EmulatorConfig(
+        latency=40.0, keepalive=1.0, faults="slow_enqueue", slow_enqueue_seconds=HELD_ANSWER_SECONDS
+    )
+    with run_emulator(config) as emu:
+        monkeypatch.setenv("OXEN_API_KEY", API_KEY)
+        monkeypatch.setenv("OXEN_BASE_URL", emu.base_url)
+        monkeypatch.setenv("SEEDANCE_STATE_DIR", str(tmp_path / "state"))
+        yield emu
+
+
+def _answer_held(emu: Any) -> bool:
+    """The POST reached the service: its generation exists and its answer is being held."""
+    now = stats(emu)
+    return bool(now["generations"]) and now["faults"].get("slow_enqueue", 0) >= 1
+
+
+def _attempt_states(tmp_path: Path) -> list[str]:
+    return [
+        attempt["state"]
+        for path in (tmp_path / "state" / "journal").glob("*.json")
+        for attempt in json.loads(path.read_text())["attempts"]
+    ]
+
+
+def _active(emu: Any) -> list[str]:
+    return [g["id"] for g in stats(emu)["generations"].values() if g["status"] in ("queued", "processing")]
+
+
+def test_interrupting_the_cli_while_its_post_is_in_flight_cancels_the_generation(
+    held_answer_emulator, prefect_server, tmp_path
+):
+    """SIGINT right after the POST reached the service (answer not yet received) ends in a remote cancel.
+
+    The journal cannot name the generation yet: the watcher finds it by listing the queue. It is
+    cancelled before the held answer could even have arrived, and the journal never records its id.
+    """
+    emu = held_answer_emulator
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(REQUEST))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "seedance_prefect.cli",
+            "generate",
+            str(request_file),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        env=_env(prefect_server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: _answer_held(emu), 120, "the CLI's POST to reach the service")
+        assert _attempt_states(tmp_path) == ["posting"]  # the journal does not know the generation
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        wait_until(lambda: _status(emu) == "cancelled", 5, "the remote generation to be cancelled")
+        assert time.monotonic() - sent < 5 < HELD_ANSWER_SECONDS  # before the answer was sent
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    [generation_id] = stats(emu)["generations"]
+    assert proc.returncode != 0
+    assert f"Cancelled remote generation {generation_id}" in output
+    assert stats(emu)["deletes"] >= 1 and _active(emu) == []
+    assert stats(emu)["enqueue_calls"] == 1
+    assert _attempt_states(tmp_path) == ["posting"]  # released, never answered: a re-run lists first
+    assert "Traceback" not in output and API_KEY not in output
+
+
+def test_a_flow_run_crashing_while_its_post_is_in_flight_cancels_the_generation(
+    held_answer_emulator, prefect_server, tmp_path
+):
+    """SIGTERM to a flow run (no CLI watcher) during the POST: Prefect records the crash, the hook cancels."""
+    emu = held_answer_emulator
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(REQUEST))
+    code = (
+        "import json, sys; from seedance_prefect.flows import reference_to_video; "
+        "reference_to_video(json.load(open(sys.argv[1])), output=sys.argv[2], poll_interval=1.0)"
+    )
+    log = tmp_path / "flow.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(request_file), str(tmp_path / "o")],
+        env=_env(prefect_server),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: _answer_held(emu), 120, "the flow's POST to reach the service")
+        assert _attempt_states(tmp_path) == ["posting"]
+        proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: _status(emu) == "cancelled", 30, "the crash hook to cancel the generation")
+        proc.wait(60)
+    finally:
+        proc.kill()
+    assert _active(emu) == [] and stats(emu)["enqueue_calls"] == 1, log.read_text()[-3000:]
+    assert "Cancelled remote generation" in log.read_text()
+
+
+def _claim_posting(journal: Journal, run_id: str, owner: str, lease_seconds: float) -> str:
+    """Journal a claimed ``posting`` attempt of REQUEST for ``run_id`` and POST it: as if its answer were
+    lost in flight. Returns the generation id the service created."""
+    from seedance_prefect.credentials import resolve_credentials
+    from seedance_prefect.generation.enqueue import journal_body
+    from seedance_prefect.generation.journal import Claim, JournalEntry
+    from seedance_prefect.models import SeedanceRequest
+
+    request = SeedanceRequest.model_validate(REQUEST)
+    entry = JournalEntry(fingerprint="f1", body=journal_body(request), flow_runs=[run_id])
+    attempt = entry.begin_attempt()
+    entry.claim = Claim(owner, 0, lease_until=attempt.started_at + lease_seconds)
+    journal.save(entry)
+    journal.link_flow_run(run_id, "f1")
+    with resolve_credentials(None).get_client() as client:
+        [row] = client.enqueue(request)
+    return row.generation_id
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(30)
+    return proc.pid
+
+
+@pytest.mark.parametrize(
+    ("owner", "lease", "cancelled"),
+    [
+        (lambda: f"{socket.gethostname()}:{os.getpid()}:ab12", 10.0, True),  # posted by this process
+        (lambda: f"{socket.gethostname()}:{_dead_pid()}:ab12", 10.0, True),  # its poster was killed
+        (lambda: "another-machine:4242:ab12", -60.0, True),  # lease expired: its poster is gone
+        (lambda: "another-machine:4242:ab12", 10.0, False),  # another live process posts it now
+    ],
+    ids=["this-process", "dead-process", "expired-lease", "another-live-process"],
+)
+def test_the_hook_cancels_a_posting_attempt_only_when_it_is_the_runs_own(
+    slow_emulator, tmp_path, owner, lease, cancelled
+):
+    from types import SimpleNamespace
+
+    from seedance_prefect.flows import cancel_remote_generations
+
+    journal = Journal(tmp_path / "journal")
+    generation_id = _claim_posting(journal, "run-1", owner(), lease)
+    run = SimpleNamespace(id="run-1", parameters={"journal_dir": str(tmp_path / "journal")})
+    cancel_remote_generations(None, run, SimpleNamespace(name="Crashed"))
+    assert _status(slow_emulator) == ("cancelled" if cancelled else "processing")
+    assert stats(slow_emulator)["deletes"] == (1 if cancelled else 0)
+    assert list(stats(slow_emulator)["generations"]) == [generation_id]
+
+
+def test_a_posting_attempt_of_another_flow_run_is_left_alone(slow_emulator, tmp_path):
+    """A run that only waited for another run's claim (linked, not recorded in the entry) did not post it."""
+    from types import SimpleNamespace
+
+    from seedance_prefect.flows import cancel_remote_generations
+
+    journal = Journal(tmp_path / "journal")
+    _claim_posting(journal, "run-1", "another-machine:4242:ab12", -60.0)
+    journal.link_flow_run("run-2", "f1")  # run-2 waited for run-1's claim
+    run = SimpleNamespace(id="run-2", parameters={"journal_dir": str(tmp_path / "journal")})
+    cancel_remote_generations(None, run, SimpleNamespace(name="Cancelled"))
+    assert _status(slow_emulator) == "processing" and stats(slow_emulator)["deletes"] == 0
+
+
+def test_the_interrupt_cancels_a_posting_attempt_of_its_flow_run(slow_emulator, tmp_path):
+    """cancel_first_on_interrupt in this process: a POST in flight here (claim of this pid) is cancelled."""
+    from seedance_prefect.credentials import resolve_credentials
+
+    journal = Journal(tmp_path / "journal")
+    runs: dict[str, Any] = {}
+    with cancel_first_on_interrupt(journal, lambda: runs) as interrupt:
+        generation_id = _claim_posting(journal, "run-1", f"{socket.gethostname()}:{os.getpid()}:ab12", 10.0)
+        runs["run-1"] = resolve_credentials(None)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(10)
+        status_at_interrupt = _status(slow_emulator)
+    assert status_at_interrupt == "cancelled"
+    assert interrupt.cancelled == interrupt.recovered == [generation_id]
+    assert f"Cancelled remote generation {generation_id}" in interrupt.describe()
