@@ -47,11 +47,12 @@ from .delivery.folder import DeliveredVideo, default_name, safe_name, work_dirs
 from .delivery.redeliver import redeliver, succeeded_generation
 from .delivery.sidecar import build_sidecar
 from .delivery.targets import DeliveryTarget, resolve_target
-from .errors import GenerationTimeout, SeedanceError
+from .errors import GenerationFailed, GenerationTimeout, SeedanceError
 from .generation.download import download_generation
 from .generation.enqueue import enqueue_once
 from .generation.journal import Journal
 from .generation.ratelimit import RATE_LIMIT_TRIES
+from .lifecycle import GenerationWatch, announce_enqueued
 from .models import Generation, SeedanceRequest
 from .preflight.check import validate_request
 from .pricing import estimate_cost
@@ -143,7 +144,8 @@ class SeedanceJobRun(JobRun[list[DeliveredVideo]]):  # not a block
         A generation that fails, is cancelled or passes the job's ``timeout_seconds`` (it is then
         cancelled on the service, so it stops costing) is recorded in :attr:`failures`;
         :meth:`fetch_result` raises for it. An interrupt (Ctrl-C, SIGTERM, Prefect cancellation)
-        cancels every generation still running and is raised again.
+        cancels every generation still running and is raised again. Each generation's end emits
+        ``seedance.generation.succeeded``, ``failed`` or ``cancelled`` once.
         """
         if self._waited:
             return
@@ -157,25 +159,32 @@ class SeedanceJobRun(JobRun[list[DeliveredVideo]]):  # not a block
                 def on_change(row: Generation, gid: str = gid) -> None:
                     self.logger.info("Generation %s is %s", gid, row.status)
 
+                watch = GenerationWatch(gid, on_change)
                 try:
-                    self._rows[gid] = wait_for_completion(
-                        client,
-                        gid,
-                        timeout=self.job.timeout_seconds,
-                        poll_interval=self.job.poll_interval,
-                        hub=hub,
-                        on_change=on_change,
+                    self._rows[gid] = watch.succeeded(
+                        wait_for_completion(
+                            client,
+                            gid,
+                            timeout=self.job.timeout_seconds,
+                            poll_interval=self.job.poll_interval,
+                            hub=hub,
+                            on_change=watch.on_change,
+                        )
                     )
                 except GenerationTimeout as exc:
-                    _cancel_quietly(client, gid, self.logger)
+                    if _cancel_quietly(client, gid, self.logger):
+                        watch.cancelled("timeout", str(exc))
                     self._failures[gid] = exc
                 except SeedanceError as exc:
+                    if isinstance(exc, GenerationFailed):
+                        watch.failed(exc)
                     self.logger.error("Generation %s: %s", gid, exc)
                     self._failures[gid] = exc
                 except BaseException:  # interrupted: nothing of this run may keep running (and costing)
                     for other in self.generation_ids:
-                        if other not in self._rows and other not in self._failures:
-                            _cancel_quietly(client, other, self.logger)
+                        pending = other not in self._rows and other not in self._failures
+                        if pending and _cancel_quietly(client, other, self.logger):
+                            (watch if other == gid else GenerationWatch(other)).cancelled("interrupted")
                     raise
         self._waited = True
 
@@ -301,12 +310,15 @@ def _completion_hub(credentials: OxenCredentials) -> CompletionHub:
     return CompletionHub.for_account(credentials.base_url, api_key, credentials.get_client)
 
 
-def _cancel_quietly(client: Any, generation_id: str, logger: Any) -> None:
+def _cancel_quietly(client: Any, generation_id: str, logger: Any) -> bool:
+    """Cancel a generation on the service; whether the service said yes (failures are logged)."""
     try:
         client.cancel(generation_id)
         logger.warning("Cancelled remote generation %s", generation_id)
+        return True
     except Exception as exc:  # best effort: the run is ending anyway
         logger.warning("Could not cancel generation %s: %s", generation_id, exc)
+        return False
 
 
 class SeedanceJob(JobBlock[list[DeliveredVideo]]):
@@ -458,7 +470,8 @@ class SeedanceJob(JobBlock[list[DeliveredVideo]]):
         Nothing is paid before the request passed every local check and the delivery target
         answered. The enqueue goes through the durable journal: triggering the same job again
         reattaches to its generations, and a job whose videos were all delivered before enqueues
-        nothing (:meth:`SeedanceJobRun.fetch_result` delivers them again at no cost).
+        nothing (:meth:`SeedanceJobRun.fetch_result` delivers them again at no cost). A POST emits
+        ``seedance.generation.enqueued`` per generation; a reattach emits nothing.
 
         Returns:
             The run: wait for it, then fetch its videos.
@@ -526,6 +539,7 @@ class SeedanceJob(JobBlock[list[DeliveredVideo]]):
                 flow_run_id=current_flow_run.get_id(),
                 log=self.logger,
                 rate_limit_tries=RATE_LIMIT_TRIES,
+                on_enqueued=announce_enqueued(prepared, self.run_key),
             )
         self.logger.info("Generation(s) %s of %s", ", ".join(ids), base_name)
         return SeedanceJobRun(self, generation_ids=ids, **common)

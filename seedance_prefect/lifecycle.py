@@ -54,6 +54,7 @@ from .pricing import estimate_cost
 __all__ = [
     "GenerationWatch",
     "Outcome",
+    "announce_enqueued",
     "emit_enqueued",
     "emit_outcome",
     "enqueued_payload",
@@ -233,6 +234,33 @@ def emit_enqueued(
         except Exception as exc:  # events are for people and automations: never fail the step
             _LOG.warning("Could not emit the enqueued event of %s: %s", gid, exc)
     return sent
+
+
+def announce_enqueued(
+    request: SeedanceRequest, run_key: str | None = None
+) -> Callable[[list[str], bool], None]:
+    """The ``on_enqueued`` callback of :func:`~seedance_prefect.generation.enqueue.enqueue_once` that
+    emits ``seedance.generation.enqueued`` (:func:`emit_enqueued`).
+
+    Args:
+        request: The request as posted.
+        run_key: The run key it is enqueued with (for the payload's ``fingerprint``).
+
+    Returns:
+        ``on_enqueued(ids, recovered)``.
+
+    Example:
+        >>> from prefect.settings import PREFECT_API_URL, temporary_settings
+        >>> on_enqueued = announce_enqueued(SeedanceRequest(prompt="p", duration="4"), "take-2")
+        >>> with temporary_settings(restore_defaults={PREFECT_API_URL}):  # a plain script, no Prefect API
+        ...     on_enqueued(["g1"], False)
+    """
+    fingerprint = request.fingerprint(run_key)
+
+    def on_enqueued(generation_ids: list[str], recovered: bool) -> None:
+        emit_enqueued(generation_ids, request, recovered=recovered, fingerprint=fingerprint)
+
+    return on_enqueued
 
 
 def emit_outcome(outcome: Outcome, generation_id: str, model: str | None, payload: dict[str, Any]) -> bool:

@@ -15,21 +15,45 @@ Prefect-free functions of :mod:`seedance_prefect.generation`; the tasks here onl
 logger, the flow run id and Prefect's retries around them.
 
 Customise any task the Prefect way, e.g. ``enqueue_generation.with_options(retries=5)``.
+
+**Async flows.** Each step has an async twin named as prefect-aws names them (``batch_submit`` /
+``abatch_submit``): :data:`avalidate_request`, :data:`aprepare_references`, :data:`aenqueue_generation`,
+:data:`await_for_generation`, :data:`adownload_video`, :data:`agenerate_sync`, :data:`averify_video` and
+:data:`adeliver_video`. A twin is a task of the same name and options that runs the same function in a
+worker thread, so an async flow's event loop stays free while a generation is awaited::
+
+    @flow
+    async def my_flow(request: SeedanceRequest, credentials: OxenCredentials) -> str:
+        [gid] = await aenqueue_generation(request, credentials)
+        row = await await_for_generation(gid, credentials)
+        return row.result_url
+
+The sync tasks stay plain :class:`~prefect.Task` objects (``.with_options``, ``.submit``, ``.map``):
+Prefect's ``async_dispatch`` would have turned them into functions, and it is private to Prefect.
+Cancelling an async flow does not stop a twin's thread; the flow's cancellation hooks cancel its
+generations on the service.
+
+**Events.** ``enqueue_generation`` and ``wait_for_generation`` (and so ``generate_row``) emit the
+``seedance.generation.*`` lifecycle events of :mod:`seedance_prefect.lifecycle`.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
+from collections.abc import Callable, Coroutine
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from prefect import task
+import anyio.to_thread
+from prefect import Task, task
 from prefect.artifacts import create_table_artifact
 from prefect.assets import materialize
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run, task_run
 from prefect.tasks import exponential_backoff
@@ -40,11 +64,12 @@ from .delivery.folder import DeliveredVideo, work_dirs
 from .delivery.sidecar import build_sidecar
 from .delivery.targets import DeliveryTarget, resolve_target
 from .delivery.verify import verify_video_file
-from .errors import GenerationTimeout, SeedanceError, VerificationFailed, is_transient
+from .errors import GenerationFailed, GenerationTimeout, SeedanceError, VerificationFailed, is_transient
 from .generation.download import DownloadedVideo, download_generation, generate_and_save
 from .generation.enqueue import enqueue_once
 from .generation.journal import Journal
 from .generation.ratelimit import RATE_LIMIT_TRIES  # times a 429 to a POST is waited out in a task
+from .lifecycle import GenerationWatch, announce_enqueued
 from .models import Generation, SeedanceRequest
 from .preflight.check import validate_request as _preflight_validate
 from .progress import ProgressReporter
@@ -57,6 +82,14 @@ __all__ = [
     "DownloadedVideo",
     "RowGenerations",
     "SlotHold",
+    "adeliver_video",
+    "adownload_video",
+    "aenqueue_generation",
+    "agenerate_sync",
+    "aprepare_references",
+    "avalidate_request",
+    "averify_video",
+    "await_for_generation",
     "deliver_generation",
     "deliver_video",
     "download_video",
@@ -190,6 +223,9 @@ def enqueue_generation(
     completion-event stream is connected first (at most 5 s): events are not replayed, so a
     generation that ends before the waiting step starts still has its event.
 
+    Emits ``seedance.generation.enqueued`` per generation when this run's POST created them (or
+    recovered a lost answer), not on a reattach.
+
     Args:
         request: A validated request whose references are reachable.
         credentials: The account.
@@ -215,6 +251,7 @@ def enqueue_generation(
             slot=slot,
             log=get_run_logger(),
             rate_limit_tries=RATE_LIMIT_TRIES,
+            on_enqueued=announce_enqueued(request, run_key),
         )
 
 
@@ -234,6 +271,9 @@ def wait_for_generation(
     run). On the deadline the remote generation is cancelled (so it stops costing) unless
     ``cancel_on_timeout`` is False.
 
+    Emits ``seedance.generation.succeeded``, ``failed`` or ``cancelled`` (also when the deadline or
+    an interrupt cancels it) once, when the wait ends; nothing per poll.
+
     Raises:
         GenerationFailed: The generation failed (not retried).
         GenerationTimeout: The deadline passed.
@@ -247,24 +287,31 @@ def wait_for_generation(
             reporter.update((1.0 if row.is_terminal else PROGRESS.get(row.status, 0.3)) * 100)
 
     hub = _completion_hub(credentials)
+    watch = GenerationWatch(generation_id, on_change)
     with reporter or nullcontext(), credentials.get_client() as client:
         try:
-            return wait_for_completion(
-                client,
-                generation_id,
-                timeout=timeout,
-                poll_interval=poll_interval,
-                hub=hub,
-                on_change=on_change,
+            return watch.succeeded(
+                wait_for_completion(
+                    client,
+                    generation_id,
+                    timeout=timeout,
+                    poll_interval=poll_interval,
+                    hub=hub,
+                    on_change=watch.on_change,
+                )
             )
-        except GenerationTimeout:
-            if cancel_on_timeout:
-                _cancel_quietly(client, generation_id, logger)
+        except GenerationTimeout as exc:
+            if cancel_on_timeout and _cancel_quietly(client, generation_id, logger):
+                watch.cancelled("timeout", str(exc))
+            raise
+        except GenerationFailed as exc:
+            watch.failed(exc)
             raise
         except Exception:
-            raise  # a failed generation or a transient error: nothing to cancel
+            raise  # a transient error: nothing to cancel, nothing changed
         except BaseException:  # interrupted: Ctrl-C, SIGTERM, Prefect cancellation or timeout
-            _cancel_quietly(client, generation_id, logger)
+            if _cancel_quietly(client, generation_id, logger):
+                watch.cancelled("interrupted")
             raise
 
 
@@ -274,12 +321,15 @@ def _completion_hub(credentials: OxenCredentials) -> CompletionHub:
     return CompletionHub.for_account(credentials.base_url, api_key, credentials.get_client)
 
 
-def _cancel_quietly(client: Any, generation_id: str, logger: Any) -> None:
+def _cancel_quietly(client: Any, generation_id: str, logger: Any) -> bool:
+    """Cancel a generation on the service; whether the service said yes (failures are logged)."""
     try:
         client.cancel(generation_id)
         logger.warning("Cancelled remote generation %s", generation_id)
+        return True
     except Exception as exc:  # best effort: the run is ending anyway
         logger.warning("Could not cancel generation %s: %s", generation_id, exc)
+        return False
 
 
 @task(name="download_video", **RETRYING)
@@ -357,6 +407,69 @@ def deliver_video(
         "Delivered %s (%d bytes, sha256 %s)", delivered.video, delivered.size_bytes, delivered.sha256[:12]
     )
     return delivered
+
+
+# Async twins: the same tasks for async flows (see the module docstring).
+
+_R = TypeVar("_R")
+
+
+def _async_twin(sync_task: Task[..., _R]) -> Task[..., Coroutine[Any, Any, _R]]:
+    """An async task of the same name and options that runs ``sync_task``'s function in a worker thread.
+
+    Inside the thread the run context names ``sync_task``: Prefect's helpers that serve sync and async
+    callers alike (artifacts) ask it whether the running task is async, and would otherwise hand the
+    function a coroutine it cannot await.
+
+    Example:
+        >>> twin = _async_twin(validate_request)
+        >>> twin.isasync, twin.name, twin.fn.__name__, twin.retries == validate_request.retries
+        (True, 'validate_request', 'avalidate_request', True)
+    """
+    fn: Callable[..., _R] = sync_task.fn
+
+    async def twin(*args: Any, **kwargs: Any) -> _R:
+        def call() -> _R:
+            context = TaskRunContext.get()
+            if context is None:
+                return fn(*args, **kwargs)
+            with context.model_copy(update={"task": sync_task}):
+                return fn(*args, **kwargs)
+
+        return await anyio.to_thread.run_sync(call)
+
+    functools.update_wrapper(twin, fn)  # the signature (Prefect binds parameters with it) and docstring
+    twin.__name__ = twin.__qualname__ = f"a{fn.__name__}"
+    twin.__doc__ = f"Async twin of :func:`{fn.__name__}` (its function, in a worker thread).\n\n{fn.__doc__}"
+    return task(  # type: ignore[return-value]
+        name=sync_task.name,
+        description=sync_task.description,
+        task_run_name=sync_task.task_run_name,
+        retries=sync_task.retries,
+        retry_delay_seconds=sync_task.retry_delay_seconds,
+        retry_jitter_factor=sync_task.retry_jitter_factor,
+        retry_condition_fn=sync_task.retry_condition_fn,
+        timeout_seconds=sync_task.timeout_seconds,
+        cache_policy=NO_CACHE,  # as every task of this module
+    )(twin)
+
+
+avalidate_request = _async_twin(validate_request)
+"""Async :func:`validate_request`: ``request = await avalidate_request(data)``."""
+aprepare_references = _async_twin(prepare_references)
+"""Async :func:`prepare_references`: ``prepared = await aprepare_references(request, credentials)``."""
+aenqueue_generation = _async_twin(enqueue_generation)
+"""Async :func:`enqueue_generation`: ``ids = await aenqueue_generation(request, credentials)``."""
+await_for_generation = _async_twin(wait_for_generation)
+"""Async :func:`wait_for_generation`: ``row = await await_for_generation(generation_id, credentials)``."""
+adownload_video = _async_twin(download_video)
+"""Async :func:`download_video`: ``video = await adownload_video(row, credentials, workdir)``."""
+agenerate_sync = _async_twin(generate_sync)
+"""Async :func:`generate_sync`: ``video = await agenerate_sync(request, credentials, workdir)``."""
+averify_video = _async_twin(verify_video)
+"""Async :func:`verify_video`: ``probe = await averify_video(video, request, rejected_dir)``."""
+adeliver_video = _async_twin(deliver_video)
+"""Async :func:`deliver_video`: ``delivered = await adeliver_video(video, output, name, sidecar)``."""
 
 
 # Steps composed from the tasks above: the single flow's verify -> sidecar -> deliver, and a batch's

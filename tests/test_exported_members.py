@@ -86,6 +86,15 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "generate_row",
         "deliver_generation",
         "finish_generation",
+        # async twins (prefect-aws naming: batch_submit / abatch_submit)
+        "avalidate_request",
+        "aprepare_references",
+        "aenqueue_generation",
+        "await_for_generation",
+        "adownload_video",
+        "agenerate_sync",
+        "averify_video",
+        "adeliver_video",
     ],
     "seedance_prefect.preflight": [
         "check_request",
@@ -124,6 +133,14 @@ MODULE_ALL: dict[str, list[str]] = {
         "DownloadedVideo",
         "RowGenerations",
         "SlotHold",
+        "adeliver_video",
+        "adownload_video",
+        "aenqueue_generation",
+        "agenerate_sync",
+        "aprepare_references",
+        "avalidate_request",
+        "averify_video",
+        "await_for_generation",
         "deliver_generation",
         "deliver_video",
         "download_video",
@@ -163,6 +180,15 @@ TASK_NAMES: dict[tuple[str, str], str] = {
     ("seedance_prefect.tasks", "deliver_video"): "deliver_video",
     ("seedance_prefect.tasks", "generate_row"): "generate_row",
     ("seedance_prefect.tasks", "_deliver_generation"): "deliver_generation",  # run by deliver_generation()
+    # the async twins keep their step's name: a step is named the same whichever flavour ran it
+    ("seedance_prefect.tasks", "avalidate_request"): "validate_request",
+    ("seedance_prefect.tasks", "aprepare_references"): "prepare_references",
+    ("seedance_prefect.tasks", "aenqueue_generation"): "enqueue_generation",
+    ("seedance_prefect.tasks", "await_for_generation"): "wait_for_generation",
+    ("seedance_prefect.tasks", "adownload_video"): "download_video",
+    ("seedance_prefect.tasks", "agenerate_sync"): "generate_sync",
+    ("seedance_prefect.tasks", "averify_video"): "verify_video",
+    ("seedance_prefect.tasks", "adeliver_video"): "deliver_video",
     ("seedance_prefect.batch_flows", "validate_manifest"): "validate_manifest",
     ("seedance_prefect.jobs", "trigger_seedance_job"): "trigger_seedance_job",
     ("seedance_prefect.jobs", "wait_for_seedance_job_run"): "wait_for_seedance_job_run",
@@ -175,7 +201,15 @@ FLOW_NAMES: dict[tuple[str, str], str] = {
     ("seedance_prefect.jobs", "run_seedance_job"): "seedance-run-job",
 }
 
-EVENT_NAMES = {"seedance.video.delivered", "seedance.batch.completed", "seedance.batch.failed"}
+EVENT_NAMES = {
+    "seedance.video.delivered",
+    "seedance.batch.completed",
+    "seedance.batch.failed",
+    "seedance.generation.enqueued",
+    "seedance.generation.succeeded",
+    "seedance.generation.failed",
+    "seedance.generation.cancelled",
+}
 EVENT_RESOURCE_PREFIXES = {"seedance.generation.", "seedance.batch."}
 
 CLI_COMMANDS = ["plan", "generate", "batch", "emulator", "demo"]
