@@ -202,11 +202,16 @@ class Machine:
         self.proc.stdin.flush()
 
     def answer(self, timeout: float, what: str) -> dict[str, Any]:
-        try:
-            return self.answers.get(timeout=timeout)
-        except queue.Empty:
-            log = (self.root / "machine.log").read_text()[-3000:]
-            raise AssertionError(f"machine {self.name}: no answer to {what} in {timeout} s\n{log}") from None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                return self.answers.get(timeout=0.5)
+            if self.proc.poll() is not None:  # the machine died (e.g. an import error): say so now
+                with contextlib.suppress(queue.Empty):
+                    return self.answers.get(timeout=2.0)  # its last line may still be on its way
+                break
+        log = (self.root / "machine.log").read_text()[-3000:]
+        raise AssertionError(f"machine {self.name}: no answer to {what} (exit {self.proc.poll()})\n{log}")
 
     def delivered(self, timeout: float = 120.0) -> list[dict[str, Any]]:
         answer = self.answer(timeout, "a request")
