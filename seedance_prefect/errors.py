@@ -24,7 +24,9 @@ The tree (``transient`` ones marked *)::
     ├── HostingError                        a reference could not be hosted
     ├── DeliveryError *                     a delivery could not be completed or verified
     ├── BudgetExceeded                      a batch's estimated cost is over its budget
-    └── BatchFailed                         some rows of a batch were not delivered
+    ├── BatchFailed                         some rows of a batch were not delivered
+    └── StateError *                        the shared state store could not be read or written
+        └── StateConflict *                 a conditional write lost: read again, decide again
 
 The API key never appears in any message or repr: messages are built from the service's answer
 and the request's public fields only.
@@ -55,6 +57,8 @@ __all__ = [
     "SeedanceConnectionError",
     "SeedanceError",
     "ServerError",
+    "StateConflict",
+    "StateError",
     "VerificationFailed",
     "is_transient",
 ]
@@ -396,6 +400,27 @@ class BatchFailed(SeedanceError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.summary))
+
+
+class StateError(SeedanceError):
+    """The state store could not be read or written (unreachable, refused, misconfigured).
+
+    Transient: trying again may succeed (a retried task re-reads the store before it acts).
+    """
+
+    transient = True
+
+
+class StateConflict(StateError):
+    """A conditional write lost: the key already exists (create) or changed since it was read (replace).
+
+    Nothing was written by the call that raised it (but see the module docstring of
+    :mod:`seedance_prefect.state` about S3 retries). Re-read the key and decide again.
+
+    Example:
+        >>> issubclass(StateConflict, StateError), StateConflict("k").transient
+        (True, True)
+    """
 
 
 def is_transient(exc: BaseException) -> bool:

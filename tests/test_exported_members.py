@@ -121,6 +121,8 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "RateLimitedError",
         "SeedanceConnectionError",
         "ServerError",
+        "StateConflict",
+        "StateError",
         "VerificationFailed",
         "is_transient",
     ],

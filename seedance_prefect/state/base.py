@@ -20,30 +20,9 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-from ..errors import SeedanceError
+from ..errors import StateConflict, StateError
 
 __all__ = ["StateConflict", "StateError", "StateStore", "Versioned", "check_key"]
-
-
-class StateError(SeedanceError):
-    """The state store could not be read or written (unreachable, refused, misconfigured).
-
-    Transient: trying again may succeed (a retried task re-reads the store before it acts).
-    """
-
-    transient = True
-
-
-class StateConflict(StateError):
-    """A conditional write lost: the key already exists (create) or changed since it was read (replace).
-
-    Nothing was written by the call that raised it (but see the module docstring of
-    :mod:`seedance_prefect.state` about S3 retries). Re-read the key and decide again.
-
-    Example:
-        >>> issubclass(StateConflict, StateError), StateConflict("k").transient
-        (True, True)
-    """
 
 
 @dataclass(frozen=True)

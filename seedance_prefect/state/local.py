@@ -21,14 +21,14 @@ Example:
     >>> store.create("journal/a.json", b"{}")
     Traceback (most recent call last):
     ...
-    seedance_prefect.state.base.StateConflict: journal/a.json exists already
+    seedance_prefect.errors.StateConflict: journal/a.json exists already
     >>> v2 = store.replace("journal/a.json", b'{"k": 1}', v1)
     >>> store.read("journal/a.json").data, store.list("journal/")
     (b'{"k": 1}', ['journal/a.json'])
     >>> store.replace("journal/a.json", b"{}", v1)  # v1 is no longer the current version
     Traceback (most recent call last):
     ...
-    seedance_prefect.state.base.StateConflict: journal/a.json changed since it was read
+    seedance_prefect.errors.StateConflict: journal/a.json changed since it was read
 """
 
 from __future__ import annotations

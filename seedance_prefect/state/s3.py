@@ -5,7 +5,7 @@ One object per key under a prefix, written with S3's conditional writes through 
 - create: ``PutObject`` with ``If-None-Match: *`` (the service refuses it when the key exists);
 - replace: ``PutObject`` with ``If-Match: <ETag>`` (refused when the object changed);
 - a refusal, ``412 PreconditionFailed`` or ``409 ConditionalRequestConflict`` (two conditional writes
-  of one key in flight at once), is a :class:`~seedance_prefect.state.base.StateConflict`;
+  of one key in flight at once), is a :class:`~seedance_prefect.errors.StateConflict`;
 - the version is the ETag (the MD5 of the bytes for a plain ``PutObject``).
 
 The client is boto3's own (``boto3.client("s3")``), so the standard AWS environment applies
