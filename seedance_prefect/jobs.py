@@ -48,6 +48,7 @@ from .delivery.redeliver import redeliver, succeeded_generation
 from .delivery.sidecar import build_sidecar
 from .delivery.targets import DeliveryTarget, resolve_target
 from .errors import GenerationFailed, GenerationTimeout, SeedanceError
+from .generation.cancel import cancel_leftovers, left_by
 from .generation.download import download_generation
 from .generation.enqueue import enqueue_once
 from .generation.journal import Journal
@@ -652,8 +653,10 @@ def cancel_job_generations(flow: Any, flow_run: Any, state: Any) -> None:
 
     Used as the ``on_cancellation``, ``on_crashed`` and ``on_failure`` hook of
     :func:`run_seedance_job`. The ids come from the durable journal (the flow run is linked to
-    the request's entry when it enqueues), not from memory; the account from the job the run was
-    given (a saved block's name is loaded again in another process).
+    the request's entry when it enqueues), not from memory, with this run's attempts still marked
+    ``posting`` recovered by listing the queue (:mod:`seedance_prefect.generation.cancel`, as
+    the flows' hook does); the account from the job the run was given (a saved block's name is
+    loaded again in another process).
 
     Example:
         ```python
@@ -667,25 +670,13 @@ def cancel_job_generations(flow: Any, flow_run: Any, state: Any) -> None:
     job = _job_for_hook(flow_run)
     if job is None:
         return
-    journal = job.journal()
-    ids = [
-        gid
-        for fp in journal.fingerprints_of_flow_run(str(flow_run.id))
-        if (entry := journal.load(fp))
-        for gid in entry.generation_ids
-        if gid not in entry.deliveries
-    ]
-    if not ids:
+    # the same reading and cancelling as the flows' hook: known ids, and this run's attempts
+    # still marked posting (found by listing the queue); another live poster's are left alone
+    left = left_by(job.journal(), [str(flow_run.id)])
+    if not left:
         return
-    logger = job.logger
     with job.credentials.get_client(timeout=4.0, max_retries=0) as client:
-        for gid in ids:
-            try:
-                if client.get(gid).is_active:
-                    client.cancel(gid)
-                    logger.warning("Cancelled remote generation %s (flow run %s)", gid, state.name)
-            except Exception as exc:  # best effort; never mask the run's own failure
-                logger.warning("Could not cancel generation %s: %s", gid, exc)
+        cancel_leftovers(client, left, log=job.logger)
 
 
 _HOOKS: list[Callable[..., None]] = [cancel_job_generations]
