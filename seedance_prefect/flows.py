@@ -28,7 +28,6 @@ from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.events import emit_event
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
 
@@ -40,6 +39,7 @@ from .delivery.targets import resolve_target
 from .errors import SeedanceError
 from .generation.cancel import cancel_leftovers, left_by
 from .generation.journal import Journal
+from .lifecycle import emit_delivered
 from .models import SeedanceRequest
 from .pricing import estimate_cost
 from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
@@ -310,20 +310,7 @@ def reference_to_video(
         key=re.sub(r"[^a-z0-9-]+", "-", base_name.lower()).strip("-")[:60] or None,
         description="Seedance generation summary",
     )
-    for d in delivered:
-        emit_event(
-            "seedance.video.delivered",
-            resource={
-                "prefect.resource.id": f"seedance.generation.{d.generation_id}",
-                "prefect.resource.name": Path(d.video).name,
-            },
-            payload={
-                "video": d.video,
-                "sha256": d.sha256,
-                "size_bytes": d.size_bytes,
-                "prompt": req.prompt[:200],
-            },
-        )
+    emit_delivered(delivered, req.prompt)
     if failures:
         if len(failures) == 1 and not delivered:
             raise failures[0][1]

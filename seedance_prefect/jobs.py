@@ -35,13 +35,11 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.blocks.abstract import JobBlock, JobRun
 from prefect.context import FlowRunContext, TaskRunContext
-from prefect.events import emit_event
 from prefect.runtime import flow_run as current_flow_run
-from prefect.settings import PREFECT_API_URL
 from pydantic import Field
 
 from .batch.manifest import already_delivered
-from .client.completion import DEFAULT_CONNECT_TIMEOUT, CompletionHub, wait_for_completion
+from .client.completion import DEFAULT_CONNECT_TIMEOUT, wait_for_completion
 from .credentials import OxenCredentials
 from .delivery.folder import DeliveredVideo, default_name, safe_name, work_dirs
 from .delivery.redeliver import redeliver, succeeded_generation
@@ -53,14 +51,14 @@ from .generation.download import download_generation
 from .generation.enqueue import enqueue_once
 from .generation.journal import Journal
 from .generation.ratelimit import RATE_LIMIT_TRIES
-from .lifecycle import GenerationWatch, announce_enqueued
+from .lifecycle import GenerationWatch, announce_enqueued, emit_delivered
 from .models import Generation, SeedanceRequest
 from .preflight.check import validate_request
 from .pricing import estimate_cost
 from .references.hosting import hosting_from_spec
 from .references.preprocess import default_cache_dir, prepare
 from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
-from .tasks import RETRYING, verify_video
+from .tasks import RETRYING, _cancel_quietly, _completion_hub, verify_video
 
 __all__ = [
     "SeedanceJob",
@@ -287,39 +285,7 @@ class SeedanceJobRun(JobRun[list[DeliveredVideo]]):  # not a block
 
     def _emit_delivered(self, delivered: list[DeliveredVideo]) -> None:
         """``seedance.video.delivered`` per video, inside a Prefect run or with a Prefect API set."""
-        if not (_in_run() or PREFECT_API_URL.value()):
-            return  # a plain script with no Prefect server: nothing to tell
-        for d in delivered:
-            emit_event(
-                "seedance.video.delivered",
-                resource={
-                    "prefect.resource.id": f"seedance.generation.{d.generation_id}",
-                    "prefect.resource.name": Path(d.video).name,
-                },
-                payload={
-                    "video": d.video,
-                    "sha256": d.sha256,
-                    "size_bytes": d.size_bytes,
-                    "prompt": self.request.prompt[:200],
-                },
-            )
-
-
-def _completion_hub(credentials: OxenCredentials) -> CompletionHub:
-    """The account's completion-event stream, shared by everything of the process."""
-    api_key = credentials.api_key.get_secret_value()
-    return CompletionHub.for_account(credentials.base_url, api_key, credentials.get_client)
-
-
-def _cancel_quietly(client: Any, generation_id: str, logger: Any) -> bool:
-    """Cancel a generation on the service; whether the service said yes (failures are logged)."""
-    try:
-        client.cancel(generation_id)
-        logger.warning("Cancelled remote generation %s", generation_id)
-        return True
-    except Exception as exc:  # best effort: the run is ending anyway
-        logger.warning("Could not cancel generation %s: %s", generation_id, exc)
-        return False
+        emit_delivered(delivered, self.request.prompt)
 
 
 class SeedanceJob(JobBlock[list[DeliveredVideo]]):

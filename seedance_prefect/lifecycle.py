@@ -39,7 +39,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from prefect.context import FlowRunContext, TaskRunContext
@@ -47,6 +48,7 @@ from prefect.events import emit_event
 from prefect.settings import PREFECT_API_URL
 
 from . import limits
+from .delivery.folder import DeliveredVideo
 from .errors import GenerationCancelled, GenerationFailed
 from .models import Generation, SeedanceRequest
 from .pricing import estimate_cost
@@ -55,6 +57,7 @@ __all__ = [
     "GenerationWatch",
     "Outcome",
     "announce_enqueued",
+    "emit_delivered",
     "emit_enqueued",
     "emit_outcome",
     "enqueued_payload",
@@ -295,6 +298,43 @@ def emit_outcome(outcome: Outcome, generation_id: str, model: str | None, payloa
         _LOG.warning("Could not emit the %s event of %s: %s", outcome, generation_id, exc)
         return False
     return True
+
+
+def emit_delivered(deliveries: Iterable[DeliveredVideo], prompt: str) -> int:
+    """Emit ``seedance.video.delivered`` for each delivered video; return how many were handed over.
+
+    The resource is the generation (``seedance.generation.<id>``, named after the video file); the
+    payload names where the video is (``video``, what the shipped contact-sheet trigger passes on),
+    its sha256 and size, and the start of the prompt.
+
+    Example:
+        >>> from prefect.settings import PREFECT_API_URL, temporary_settings
+        >>> with temporary_settings(restore_defaults={PREFECT_API_URL}):  # a plain script, no Prefect API
+        ...     emit_delivered([], "a boat")
+        0
+    """
+    if not _can_emit():
+        return 0
+    sent = 0
+    for d in deliveries:
+        try:
+            emit_event(
+                "seedance.video.delivered",
+                resource={
+                    "prefect.resource.id": f"seedance.generation.{d.generation_id}",
+                    "prefect.resource.name": Path(d.video).name,
+                },
+                payload={
+                    "video": d.video,
+                    "sha256": d.sha256,
+                    "size_bytes": d.size_bytes,
+                    "prompt": prompt[:200],
+                },
+            )
+            sent += 1
+        except Exception as exc:  # never fail the delivery for an event
+            _LOG.warning("Could not emit the delivered event of %s: %s", d.generation_id, exc)
+    return sent
 
 
 class GenerationWatch:
