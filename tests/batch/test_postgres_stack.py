@@ -46,7 +46,11 @@ def _pg_bin(name: str) -> str | None:
 
 def _as_cluster_user(argv: list[str]) -> list[str]:
     """Run as ``nobody`` when we are root (initdb and postgres refuse to run as root)."""
-    return ["runuser", "-u", "nobody", "--", *argv] if os.geteuid() == 0 else argv
+    if os.geteuid() != 0:
+        return argv
+    # runuser lives in /usr/sbin, which a minimal PATH (env -i, some CI shells) leaves out
+    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin") or "runuser"
+    return [runuser, "-u", "nobody", "--", *argv]
 
 
 async def _create_database(port: int) -> None:
