@@ -1,4 +1,4 @@
-"""Cleanup pipeline: cancel the remote generations a crashed flow run left running.
+"""Crash pipelines: resume a crashed batch, or cancel the remote generations a crashed run left running.
 
 A flow run whose worker died (SIGKILL, a lost machine) runs no hook: its generations keep running
 and costing. With heartbeats on (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` in the deployments of
@@ -13,6 +13,14 @@ leaves nothing active: cancelling twice is harmless.
 
 The next run of the same request reattaches (the journal) instead of paying again; this flow is
 for runs that nobody runs again.
+
+A batch is run again: the ``resume-crashed-batches`` deployment (trigger on
+``prefect.flow-run.Crashed`` of ``seedance-batch-reference-to-video``) runs
+:func:`resume_crashed_run`, which starts a new flow run of the crashed run's deployment with the same
+parameters. That run reattaches to the generations the dead one started (the shared journal:
+``state``), downloads what they made, and goes on with the rows nobody started: nothing is paid
+twice and nothing is cancelled. A run is resumed at most ``max_resumes`` times in a row (a batch
+that keeps crashing its machine is not started for ever); past that, its leftovers are cancelled.
 
 Serve it with the trigger of ``prefect.yaml`` (one long-running process, no work pool):
 
@@ -39,10 +47,21 @@ from seedance_prefect.errors import SeedanceError
 from seedance_prefect.generation.cancel import cancel_leftovers, left_by
 from seedance_prefect.generation.journal import Journal
 
-__all__ = ["DEPLOYMENT", "cancel_orphaned_generations", "flow_run_id_of", "main"]
+__all__ = [
+    "DEPLOYMENT",
+    "RESUME_DEPLOYMENT",
+    "cancel_orphaned_generations",
+    "flow_run_id_of",
+    "main",
+    "resume_crashed_run",
+]
 
 #: The deployment of ``prefect.yaml`` that this file serves.
 DEPLOYMENT = "cancel-orphaned-generations"
+#: The deployment of ``prefect.yaml`` that resumes crashed batches.
+RESUME_DEPLOYMENT = "resume-crashed-batches"
+#: The tag of a resumed run: ``seedance-resume:<n>`` (n-th resume in a row).
+RESUME_TAG = "seedance-resume:"
 PREFECT_YAML = Path(__file__).resolve().with_name("prefect.yaml")
 _PREFIX = "prefect.flow-run."
 
@@ -180,6 +199,70 @@ def cancel_orphaned_generations(
         raise SeedanceError(
             "Could not cancel: " + "; ".join(f"{gid}: {why}" for gid, why in report.not_cancelled.items())
         )
+    return summary
+
+
+def _resumes_of(tags: list[str]) -> int:
+    """How many times in a row the run was resumed already (its ``seedance-resume:<n>`` tag)."""
+    counts = [
+        int(t[len(RESUME_TAG) :]) for t in tags if t.startswith(RESUME_TAG) and t[len(RESUME_TAG) :].isdigit()
+    ]
+    return max(counts, default=0)
+
+
+@flow(name="seedance-resume-crashed-run", retries=2, retry_delay_seconds=10)
+def resume_crashed_run(flow_run_id: str, max_resumes: int = 3) -> dict[str, Any]:
+    """Start a crashed flow run again: a new run of its deployment with the same parameters.
+
+    The new run reattaches to what the crashed one enqueued (the journal in its ``state``) and
+    goes on with the rest, so nothing is paid twice. Only a Crashed run of a deployment is resumed;
+    the new run is created once per crashed run (an idempotency key), tagged
+    ``seedance-resume:<n>``. Past ``max_resumes`` resumes in a row, the run's leftovers are
+    cancelled instead (:func:`cancel_orphaned_generations`).
+
+    Args:
+        flow_run_id: The crashed flow run: its id, or ``{{ event.resource.id }}`` of its event.
+        max_resumes: How many times in a row a run may be resumed.
+
+    Returns:
+        ``flow_run_id``, ``resumed_as`` (the new run's id, or None) and ``why`` (what was done).
+
+    Example:
+        ```python
+        resume_crashed_run("prefect.flow-run.0b6f6e8e-1c5e-4f55-9b7a-2f4e1d1e2c3a")
+        ```
+    """
+    from prefect.client.orchestration import get_client
+
+    logger = get_run_logger()
+    run_id = flow_run_id_of(flow_run_id)
+    with get_client(sync_client=True) as client:
+        crashed = client.read_flow_run(UUID(run_id))
+        summary: dict[str, Any] = {"flow_run_id": run_id, "resumed_as": None}
+        if crashed.state is None or not crashed.state.is_crashed():
+            summary["why"] = (
+                f"not resumed: the run is {crashed.state.name if crashed.state else 'without state'}"
+            )
+        elif crashed.deployment_id is None:
+            summary["why"] = "not resumed: the run was not started from a deployment"
+        elif (done := _resumes_of(list(crashed.tags or []))) >= max_resumes:
+            summary["why"] = f"not resumed: resumed {done} times already (max_resumes={max_resumes})"
+            logger.error("Flow run %s %s; cancelling what it left", crashed.name, summary["why"])
+            summary["cancelled"] = cancel_orphaned_generations.fn(run_id, credentials=None)
+            return summary
+        else:
+            tags = [t for t in crashed.tags or [] if not t.startswith(RESUME_TAG)] + [
+                f"{RESUME_TAG}{done + 1}"
+            ]
+            new = client.create_flow_run_from_deployment(
+                crashed.deployment_id,
+                parameters=dict(crashed.parameters or {}),
+                tags=tags,
+                idempotency_key=f"seedance-resume-of-{run_id}",
+                job_variables=dict(crashed.job_variables or {}) or None,
+            )
+            summary.update(resumed_as=str(new.id), why=f"resumed as {new.name} ({RESUME_TAG}{done + 1})")
+        logger.info("Flow run %s: %s", crashed.name, summary["why"])
     return summary
 
 

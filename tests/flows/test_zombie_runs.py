@@ -77,7 +77,13 @@ def _env(prefect_server: str) -> dict[str, str]:
 
 def test_the_generation_deployments_send_heartbeats() -> None:
     deployments = _deployments()
-    for name in ("nightly-batch", "batch", "reference-to-video", "cancel-orphaned-generations"):
+    for name in (
+        "nightly-batch",
+        "batch",
+        "reference-to-video",
+        "cancel-orphaned-generations",
+        "resume-crashed-batches",
+    ):
         frequency = _heartbeat(deployments[name])
         assert frequency is not None and frequency >= 30, name  # Prefect's minimum is 30 s
 
@@ -144,10 +150,25 @@ def test_the_cleanup_deployment_and_its_trigger() -> None:
     assert trigger.match.model_dump() == {"prefect.resource.id": "prefect.flow-run.*"}
     related = trigger.match_related.model_dump()
     assert related["prefect.resource.role"] == "flow"
-    assert set(related["prefect.resource.name"]) == SEEDANCE_FLOWS  # the names the flows really have
+    # the names the flows really have; a crashed batch is resumed, not cancelled
+    assert set(related["prefect.resource.name"]) == SEEDANCE_FLOWS - {batch_reference_to_video.name}
     assert trigger.parameters == {"flow_run_id": "{{ event.resource.id }}"}
     cleanup = _module("cleanup")
     assert cleanup.cancel_orphaned_generations.name not in SEEDANCE_FLOWS  # its own crash starts nothing
+
+
+def test_the_resume_deployment_and_its_trigger() -> None:
+    deployment = _deployments()["resume-crashed-batches"]
+    assert deployment["entrypoint"] == "cleanup.py:resume_crashed_run"
+    [trigger] = _module("contact_sheet").deployment_triggers("resume-crashed-batches", FLOWS / "prefect.yaml")
+    assert trigger.expect == {"prefect.flow-run.Crashed"} and trigger.posture == "Reactive"
+    related = trigger.match_related.model_dump()
+    assert related == {
+        "prefect.resource.role": "flow",
+        "prefect.resource.name": batch_reference_to_video.name,
+    }
+    assert trigger.parameters == {"flow_run_id": "{{ event.resource.id }}"}
+    assert _module("cleanup").resume_crashed_run.name not in SEEDANCE_FLOWS  # its own crash starts nothing
 
 
 def test_the_doctests_of_the_cleanup_file() -> None:
