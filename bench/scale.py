@@ -46,6 +46,11 @@ What is measured, and how:
   included): VmHWM (the kernel's high-water mark) and VmRSS from ``/proc/<pid>/status``, read every
   0.2 s, the highest kept; on the PostgreSQL stack also ``ru_maxrss`` of ``wait4`` on it (it has no
   children there). For SQLite the embedded server's own peak is given too.
+- **CPU of the flow process** (``wait4`` rusage of the ``seedance batch`` process, minus the last
+  sample of its embedded server for SQLite), and the **CPU per row** of all Prefect parts (server
+  after start-up, PostgreSQL, flow process): what bounds the throughput on a small machine.
+- **machine load**: the mean of the 1-min load average sampled during the batch (this run's own
+  processes included), to read the wall times against.
 - **correctness**: rows delivered (the ``.mp4`` files in the output folder and the summary line),
   generations created at the emulator (== N: no row generated twice) and the most generations in
   flight at once (<= the limit).
@@ -242,6 +247,7 @@ def _run_batch(
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=folder, stdout=stdout, stderr=stderr, start_new_session=True)
     m: dict[str, Any] = {"hwm_kb": 0, "rss_kb": 0, "server_hwm_kb": 0, "server_cpu": 0.0}
+    loads: list[float] = []
     server: tuple[int, int] | None = None
     server_up_at: float | None = None
     server_cpu_at_up = 0.0
@@ -252,6 +258,7 @@ def _run_batch(
             break
         hwm, rss = _memory_kb(proc.pid)
         m["hwm_kb"], m["rss_kb"] = max(m["hwm_kb"], hwm), max(m["rss_kb"], rss)
+        loads.append(os.getloadavg()[0])
         if embedded:
             server = server or _embedded_server(proc.pid)
             if server and (st := _stat(server[0])) is not None:
@@ -279,6 +286,7 @@ def _run_batch(
         timed_out=timed_out,
         cpu_total=usage.ru_utime + usage.ru_stime,  # the flow process and the children it reaped
         ru_maxrss_kb=usage.ru_maxrss,
+        load=sum(loads) / len(loads) if loads else os.getloadavg()[0],
         out=out,
     )
     if embedded:
@@ -428,7 +436,7 @@ def _mib(kb: float | None) -> str:
 def _cells(m: dict[str, Any] | None, error: str | None, ideal: float, limit: int) -> dict[str, str]:
     """The text of each metric for one run (or its error)."""
     if m is None:
-        keys = ("wall", "process", "cpu", "events", "rss", "flow_cpu", "rows")
+        keys = ("wall", "process", "cpu", "events", "rss", "flow_cpu", "per_row", "load", "rows")
         return dict.fromkeys(keys, f"error: {error}")
     batch = m.get("batch_wall")
     startup = m.get("server_startup")
@@ -459,6 +467,9 @@ def _cells(m: dict[str, Any] | None, error: str | None, ideal: float, limit: int
         rss += f"); embedded server {_mib(m['server_hwm_kb'])}"
     cells["rss"] = rss
     cells["flow_cpu"] = f"{m['flow_cpu']:.1f} s"
+    prefect_cpu = m["server_batch_cpu"] + (m.get("pg_cpu") or 0.0) + m["flow_cpu"]
+    cells["per_row"] = f"{1000 * prefect_cpu / m['rows']:.0f} ms ({prefect_cpu:.1f} s)"
+    cells["load"] = f"{m['load']:.1f} on {os.cpu_count()} CPUs"
     failed = m["summary_failed"] if m["summary_failed"] is not None else m["failed_rows"]
     text = (
         f"{m['delivered']}/{m['rows']} delivered, {failed} failed, {m['created']} created, "
@@ -517,6 +528,8 @@ def main(quick: bool = False, keep: Path | None = None) -> list[dict[str, str]]:
         ("events", "events ingested per second (events table rows / time the flow used the API)"),
         ("rss", "peak RSS of the flow process (`seedance batch`)"),
         ("flow_cpu", "CPU seconds of the flow process (`seedance batch`, its server excluded)"),
+        ("per_row", "CPU per row: server (after start-up) + PostgreSQL + flow process"),
+        ("load", "machine load: mean 1-min load average during the batch (this run's processes included)"),
         ("rows", "rows delivered, generations created, most in flight"),
     ]
     table = [
