@@ -346,12 +346,20 @@ class _LimitLeases:
     Each lease lasts :data:`LEASE_SECONDS` (renewed by Prefect) and names the flow run as its
     holder; while the run holds any, it holds its :class:`HolderLock`, so a run on the same machine
     can tell when this one died and give its slots back (:func:`reclaim_slots`).
+
+    A lease belongs to the flow run, not to the row's task run that happened to ask for it: it is
+    taken and given back in a copy of the context this object was made in (the flow run's).
+    Prefect records each lease in the innermost run's ``ConcurrencyContext`` and releases it when
+    that run ends; taken inside a task run, the pool's lease was released on the server as soon as
+    that task run finished while the pool went on handing out its slots, so other flow runs took
+    them too and more generations were in flight than the limit (10 of 6 across three runs).
     """
 
     def __init__(self, name: str, run_id: str | None) -> None:
         from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 
         self.name = name
+        self.context = contextvars.copy_context()  # the flow run's: leases outlive task runs
         self.holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(run_id)) if run_id else None
         paths = _local_lease_paths()
         self.lock = HolderLock(paths[1], run_id) if paths and run_id else None
@@ -363,16 +371,17 @@ class _LimitLeases:
         with contextlib.ExitStack() as stack:
             if self.lock is not None:
                 stack.enter_context(self.lock)
-            stack.enter_context(
-                global_concurrency(
-                    self.name,
-                    occupy=slots,
-                    strict=True,
-                    max_retries=0,
-                    lease_duration=LEASE_SECONDS,
-                    holder=self.holder,
-                )
+            lease = global_concurrency(
+                self.name,
+                occupy=slots,
+                strict=True,
+                max_retries=0,
+                lease_duration=LEASE_SECONDS,
+                holder=self.holder,
             )
+            context = self.context.copy()  # one context may not be entered by two threads at once
+            context.run(lease.__enter__)
+            stack.callback(context.run, lease.__exit__, None, None, None)
             yield
 
     def free(self) -> int:

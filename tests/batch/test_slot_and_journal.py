@@ -46,3 +46,35 @@ def test_attempt_is_claimed_after_the_slot_and_posted_right_after(emulator, tmp_
         again = enqueue_generation.fn(request, resolve_credentials(None), None, journal_dir, Slot())
     assert again == ids and seen == {"on disk": ["enqueued"], "posts": 1}
     assert stats(emulator)["enqueue_calls"] == 1
+
+
+def test_a_lease_taken_by_a_row_task_outlives_the_task_run(prefect_server):
+    """The batch pool's lease belongs to the flow run: Prefect releases what a task run leased when
+    that task run ends, which let other flow runs take slots the pool was still handing out (10
+    generations in flight under a limit of 6, across three flow runs on three workers)."""
+    import uuid
+
+    from prefect import flow, task
+
+    from seedance_prefect.batch_flows import _LimitLeases, ensure_concurrency_limit, free_slots
+
+    name = f"seedance-test-lease-{uuid.uuid4().hex[:8]}"
+    ensure_concurrency_limit(name, 3)
+    held: list[object] = []
+
+    @task
+    def take_two(leases: _LimitLeases) -> int:
+        lease = leases.lease(2)
+        lease.__enter__()
+        held.append(lease)
+        return free_slots(name)
+
+    @flow
+    def batch_like() -> tuple[int, int, int]:
+        leases = _LimitLeases(name, None)
+        during = take_two(leases)
+        after_the_task = free_slots(name)  # the task run is over; the pool still holds the lease
+        held[0].__exit__(None, None, None)  # type: ignore[attr-defined]
+        return during, after_the_task, free_slots(name)
+
+    assert batch_like() == (1, 1, 3)
