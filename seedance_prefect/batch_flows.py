@@ -58,6 +58,7 @@ from .delivery.targets import DeliveryTarget, resolve_target
 from .errors import BatchFailed, SeedanceError
 from .flows import _RUN_CREDENTIALS, cancel_remote_generations
 from .generation.journal import Journal
+from .lifecycle import emit_delivered
 from .progress import ProgressReporter
 from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
 from .tasks import RowGenerations, deliver_generation, generate_row, prepare_references
@@ -518,6 +519,7 @@ def _finish(
     # under the key the generations were enqueued under: the prepared request's fingerprint, which
     # differs from the row's when it has references (they are hosted or re-encoded first)
     options.journal.record_deliveries(done.fingerprint or row.fingerprint, delivered)
+    emit_delivered(delivered, row.request.prompt)  # what a contact-sheet trigger starts from
     if failures:
         get_run_logger().error("Row %d (%s) failed: %s", row.line, row.name, "; ".join(failures))
     return _row(
@@ -593,6 +595,7 @@ def _redeliver_row(
         except SeedanceError as exc:
             failures.append(str(exc) if gid in str(exc) else f"{gid}: {exc}")
     options.journal.record_deliveries(row.fingerprint, [d.delivered for d in done])
+    emit_delivered([d.delivered for d in done if d.how != "already there"], row.request.prompt)
     if failures:
         get_run_logger().error("Row %d (%s) failed: %s", row.line, row.name, "; ".join(failures))
         status = "failed"

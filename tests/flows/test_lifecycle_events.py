@@ -222,3 +222,22 @@ def test_a_seedance_job_emits_enqueued_and_succeeded(emulator, tmp_path):
     run_id = f"prefect.flow-run.{state.state_details.flow_run_id}"
     assert all(_related(e, "flow-run") == [run_id] for e in events)
     assert {e.event for e in events} - {"seedance.video.delivered"} <= LIFECYCLE
+
+
+def test_a_batch_emits_delivered_for_each_video(emulator, tmp_path):
+    """A contact-sheet trigger on seedance.video.delivered must fire for batch deliveries too."""
+    from seedance_prefect.batch_flows import batch_reference_to_video
+
+    rows = [
+        {**REQUEST, "name": f"lantern-{i}", "prompt": f"Lanterns drift down a river, take {i}"}
+        for i in range(2)
+    ]
+    result = batch_reference_to_video(rows, output=str(tmp_path / "out"), concurrency=2, poll_interval=2.0)
+    ids = [str(r["generation"]) for r in result["rows"]]
+    assert len(ids) == 2 and all(ids)
+    for gid, row in zip(ids, rows, strict=True):
+        events = _wait_for(gid, {"seedance.video.delivered"})
+        [delivered] = [e for e in events if e.event == "seedance.video.delivered"]
+        assert delivered.payload["video"].endswith(f"{row['name']}.mp4")
+        assert delivered.payload["prompt"] == row["prompt"]
+        _no_secrets(delivered)
