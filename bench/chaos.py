@@ -137,6 +137,18 @@ def _slots(client: Any, name: str = "seedance-generations") -> int:
     return int(client.read_global_concurrency_limit_by_name(name).active_slots)
 
 
+def _recovery(runs: list[Any], killed: float) -> dict[str, float]:
+    """Seconds from the kill to the dead run marked Crashed and to its resumed run's start."""
+    found: dict[str, float] = {}
+    crashed = [r for r in runs if r.state and r.state.is_crashed() and "shard" in (r.parameters or {})]
+    resumed = [r for r in runs if any(t.startswith("seedance-resume:") for t in r.tags or [])]
+    if crashed:
+        found["crashed_after"] = crashed[0].state.timestamp.timestamp() - killed
+    if resumed and resumed[0].start_time:
+        found["resumed_after"] = resumed[0].start_time.timestamp() - killed
+    return found
+
+
 def run_batch(
     sizes: Sizes, chaos: bool, folder: Path, watch: Callable[[str, Any], None] | None = None
 ) -> dict[str, Any]:
@@ -230,6 +242,7 @@ def run_batch(
                     _wait(lambda: _delivered(s3, 1) >= third, sizes.deadline, "a third of shard 1 delivered")
                     victim.kill()
                     out["killed_at"] = time.monotonic() - started
+                    out["killed_wall"] = time.time()
                     _log(f"killed {victim.name} at {out['killed_at']:.0f} s ({_delivered(s3)} delivered)")
                     _wait(
                         lambda: _delivered(s3) >= 2 * sizes.rows // 3, sizes.deadline, "two thirds delivered"
@@ -273,6 +286,8 @@ def run_batch(
                 out["states"] = sorted(r.state.type.value for r in runs if r.state)
                 out["crashed"] = sum(1 for r in runs if r.state and r.state.is_crashed())
                 out["resumes"] = sum(1 for r in runs if "flow_run_id" in (r.parameters or {}))
+                if "killed_wall" in out:
+                    out.update(_recovery(runs, out["killed_wall"]))
                 out["slots_held"] = _slots(client)
                 out["shard_states"] = [client.read_flow_run(r.id).state.type.value for r in shards]
         finally:
@@ -304,9 +319,11 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
     n = sizes.rows
     ratio = storm["wall"] / calm["wall"]
     story = (
-        f"killed a machine at {storm.get('killed_at', 0):.0f} s, restarted the server at "
+        f"killed a machine at {storm.get('killed_at', 0):.0f} s: its run marked Crashed "
+        f"{storm.get('crashed_after', float('nan')):.0f} s later, resumed on another machine "
+        f"{storm.get('resumed_after', float('nan')):.0f} s after the kill; restarted the server at "
         f"{storm.get('restart_at', 0):.0f} s (API down {storm.get('server_down_s', 0):.1f} s); "
-        f"faults {FAULTS}; injected: {storm.get('faults')}"
+        f"{len(storm['states'])} flow runs; faults {FAULTS}, injected: {storm.get('faults')}"
     )
     return [
         {
