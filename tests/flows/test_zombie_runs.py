@@ -314,3 +314,45 @@ def test_a_crashed_run_starts_the_cleanup_deployment(prefect_server, emulator, t
         with get_client(sync_client=True) as client, contextlib.suppress(Exception):
             served = client.read_deployment_by_name("seedance-cancel-orphaned-generations/cleanup-test")
             client.delete_deployment(served.id)  # and its trigger: later crashes start nothing
+
+
+# ---------------------------------------------------------------------------------------------------
+# the resume flow
+
+
+def test_a_crashed_batch_run_is_resumed_once_with_its_parameters(
+    prefect_server, monkeypatch, tmp_path
+) -> None:
+    """resume_crashed_run starts the crashed run's deployment again with the same parameters (one
+    new run per crash, tagged with the resume count); a run that did not crash is left alone, and
+    past max_resumes the run is not started again."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    resume = _module("cleanup").resume_crashed_run
+    params = {"manifest": "s3://bucket/nightly.jsonl", "shard": 1, "shards": 3, "concurrency": 4}
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name(batch_reference_to_video.name)
+        deployment_id = client.create_deployment(flow_id, f"resume-test-{uuid.uuid4().hex[:6]}")
+        crashed = client.create_flow_run_from_deployment(deployment_id, parameters=params, tags=["nightly"])
+        running = client.create_flow_run_from_deployment(deployment_id, parameters=params)
+        client.set_flow_run_state(crashed.id, Crashed(message="missed heartbeats"), force=True)
+
+        first = resume(f"prefect.flow-run.{crashed.id}")
+        again = resume(str(crashed.id))  # the trigger fired twice: still one new run
+        left_alone = resume(str(running.id))
+
+        assert first["resumed_as"] and again["resumed_as"] == first["resumed_as"]
+        new = client.read_flow_run(uuid.UUID(first["resumed_as"]))
+        assert new.deployment_id == deployment_id and new.parameters == params
+        assert sorted(new.tags) == ["nightly", "seedance-resume:1"]
+        assert left_alone["resumed_as"] is None and "not resumed" in left_alone["why"]
+
+        tired = client.create_flow_run_from_deployment(
+            deployment_id, parameters=params, tags=["seedance-resume:3"]
+        )
+        client.set_flow_run_state(tired.id, Crashed(message="missed heartbeats"), force=True)
+        monkeypatch.setenv("SEEDANCE_STATE_DIR", str(tmp_path / "state"))  # its leftovers: none here
+        gave_up = resume(str(tired.id), max_resumes=3)
+        assert gave_up["resumed_as"] is None and "resumed 3 times already" in gave_up["why"]
+        assert gave_up["cancelled"]["cancelled"] == []
