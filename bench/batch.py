@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,48 +30,16 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as ``python bench/batch.py``
+    sys.path.insert(0, str(ROOT))
+
+from bench._emulator import start_emulator  # noqa: E402
+from tests.stackkit import free_port  # noqa: E402
+
 LIMIT = 20
 LATENCY = 2.0
 GOAL_FACTOR = 1.15
 REPEATS = 5  # the goal is a median of five batches
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_emulator(port: int, max_running: int) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "seedance_prefect.emulator",
-        "--port",
-        str(port),
-        "--latency",
-        str(LATENCY),
-        "--max-running",
-        str(max_running),
-        "--keepalive",
-        "5",
-        "--log-level",
-        "error",
-    ]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the emulator did not start")
 
 
 def run(rows: int, limit: int = LIMIT) -> dict[str, Any]:
@@ -83,8 +50,10 @@ def run(rows: int, limit: int = LIMIT) -> dict[str, Any]:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ["SEEDANCE_STATE_DIR"] = str(Path(tmp) / "state")
         os.environ["OXEN_API_KEY"] = "bench-key-for-the-local-emulator"
-        port = _free_port()
-        emulator = _start_emulator(port, max_running=2 * limit)
+        port = free_port()
+        emulator = start_emulator(
+            port, "--latency", str(LATENCY), "--max-running", str(2 * limit), "--keepalive", "5"
+        )
         os.environ["OXEN_BASE_URL"] = f"http://127.0.0.1:{port}/api"
         try:
             from prefect.testing.utilities import prefect_test_harness

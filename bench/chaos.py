@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.kit import wait_until  # noqa: E402
 from tests.stackkit import Machine, PrefectServer, postgres_cluster, prefect_cli  # noqa: E402
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto serves S3: one line per request
@@ -62,6 +63,7 @@ FAULTS = "5xx=0.04,429=0.03,reset=0.02,drop_enqueue=0.1"
 HEARTBEAT = 30
 SILENCE = 60
 WALL_GOAL = 1.5
+POLL = 0.5  # seconds between two looks at the bucket (moto serves one request at a time)
 
 
 class Sizes:
@@ -80,16 +82,6 @@ class Sizes:
 
 def _log(message: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _wait(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _automation_file(folder: Path) -> Path:
@@ -239,13 +231,13 @@ def run_batch(
                 if chaos:
                     victim, shard_rows = machines[1], len(range(1, sizes.rows, len(MACHINES)))
                     third = shard_rows // 3
-                    _wait(lambda: _delivered(s3, 1) >= third, sizes.deadline, "a third of shard 1 delivered")
+                    wait_until(lambda: _delivered(s3, 1) >= third, sizes.deadline, "a third of shard 1", POLL)
                     victim.kill()
                     out["killed_at"] = time.monotonic() - started
                     out["killed_wall"] = time.time()
                     _log(f"killed {victim.name} at {out['killed_at']:.0f} s ({_delivered(s3)} delivered)")
-                    _wait(
-                        lambda: _delivered(s3) >= 2 * sizes.rows // 3, sizes.deadline, "two thirds delivered"
+                    wait_until(
+                        lambda: _delivered(s3) >= 2 * sizes.rows // 3, sizes.deadline, "two thirds", POLL
                     )
                     out["restart_at"] = time.monotonic() - started
                     out["server_down_s"] = server.restart()
@@ -270,16 +262,16 @@ def run_batch(
                     return runs if _settled(runs) else None
 
                 try:
-                    _wait(all_delivered, sizes.deadline, "every row delivered", interval=1.0)
+                    wait_until(all_delivered, sizes.deadline, "every row delivered", 2 * POLL)
                     out["wall"] = time.monotonic() - started
-                except TimeoutError as exc:
+                except AssertionError as exc:
                     out["error"] = str(exc)
                     out["wall"] = float("nan")
                 if _delivered(s3) < sizes.rows:
                     out["wall"] = float("nan")
                 try:
-                    runs = _wait(all_final, 240 if chaos else 60, "every flow run final")
-                except TimeoutError:
+                    runs = wait_until(all_final, 240 if chaos else 60, "every flow run final", POLL)
+                except AssertionError:
                     runs = _runs(client)
                 out["left_running"] = sum(1 for r in runs if r.state and r.state.is_running())
                 out["not_final"] = sum(1 for r in runs if not (r.state and r.state.is_final()))

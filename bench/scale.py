@@ -87,10 +87,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as ``python bench/scale.py``
     sys.path.insert(0, str(ROOT))
 
+from bench._emulator import start_emulator  # noqa: E402
 from tests.stackkit import PrefectServer, clean_env, count_rows, free_port, postgres_cluster  # noqa: E402
 
 LATENCY = 2.0
 MAX_RUNNING = 150
+EMULATOR = ("--latency", str(LATENCY), "--max-running", str(MAX_RUNNING), "--keepalive", "5")
 API_KEY = "bench-key-for-the-local-emulator"
 SAMPLE = 0.2  # seconds between samples of /proc
 TICK = os.sysconf("SC_CLK_TCK")
@@ -171,26 +173,6 @@ def _memory_kb(pid: int) -> tuple[int, int]:
 
 
 # --- the emulator, the manifest, the batch -------------------------------------------------------
-
-
-def _start_emulator(port: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "seedance_prefect.emulator", "--port", str(port)]
-    cmd += ["--latency", str(LATENCY), "--max-running", str(MAX_RUNNING), "--keepalive", "5"]
-    cmd += ["--log-level", "error"]
-    proc = subprocess.Popen(cmd, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    proc.kill()
-    proc.wait(10)
-    raise RuntimeError("the emulator did not start")
 
 
 def _write_manifest(path: Path, rows: int) -> None:
@@ -372,7 +354,7 @@ def run_postgres(base: Path, rows: int, limit: int, timeout: float) -> dict[str,
     folder = base / "postgres"
     folder.mkdir(parents=True)
     port = free_port()
-    emulator = _start_emulator(port)
+    emulator = start_emulator(port, *EMULATOR, env=clean_env())
     try:
         with postgres_cluster() as db, PrefectServer(db, folder / "server") as server:
             assert server.proc is not None
@@ -406,7 +388,7 @@ def run_sqlite(base: Path, rows: int, limit: int, timeout: float) -> dict[str, A
     folder.mkdir(parents=True)
     home = folder / "prefect-home"
     port = free_port()
-    emulator = _start_emulator(port)
+    emulator = start_emulator(port, *EMULATOR, env=clean_env())
     try:
         env = clean_env(
             PREFECT_HOME=str(home),

@@ -46,7 +46,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,12 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as ``python bench/startup.py``
+    sys.path.insert(0, str(ROOT))
+
+from bench._emulator import start_emulator  # noqa: E402
+from tests.stackkit import free_port  # noqa: E402
+
 LATENCY = 60.0  # the emulated generation outlives the child: nothing happens after the POST
 POLL = 0.05  # how often the stats are read to notice the POST (the time comes from the emulator)
 RUN_TIMEOUT = 240.0  # a fresh Prefect home takes ~35 s on a slow 2-core machine; be generous
@@ -95,40 +100,6 @@ def bare_enqueue() -> dict:
 if __name__ == "__main__":
     bare_enqueue()
 '''
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_emulator(port: int) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "seedance_prefect.emulator",
-        "--port",
-        str(port),
-        "--latency",
-        str(LATENCY),
-        "--log-level",
-        "error",
-    ]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the emulator did not start")
 
 
 def _seedance_command() -> list[str]:
@@ -232,8 +203,8 @@ def measure(quick: bool) -> dict[str, dict[str, list[float]]]:
     results: dict[str, dict[str, list[float]]] = {c: {"seedance": [], "bare": []} for c in ("warm", "fresh")}
     with tempfile.TemporaryDirectory(prefix="seedance-bench-startup-") as name:
         tmp = Path(name)
-        port = _free_port()
-        emulator = _start_emulator(port)
+        port = free_port()
+        emulator = start_emulator(port, "--latency", str(LATENCY))
         try:
             bench = Bench(tmp, port)
             sides = ("seedance", "bare")

@@ -5,85 +5,27 @@ holding across both at the service."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
-from tests.flows.flowkit import API_KEY, stats, stop_process, wait_until
+from tests.kit import API_KEY, stats, stop_process, wait_until
+from tests.stackkit import REPO, PrefectServer, prefect_cli
 
-REPO = Path(__file__).resolve().parents[2]
 LIMIT = 2
 ROWS = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """`prefect server start` on a fresh SQLite database; yields its API URL and a client env."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(tmp_path / "server-home"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_UI_ENABLED="false",
-        PREFECT_SERVER_UI_ENABLED="false",
-        PREFECT_SERVER_LOGGING_LEVEL="WARNING",
-    )
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-
-    def healthy() -> bool:
-        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-        try:
-            return httpx.get(f"{url}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(healthy, 150, "prefect server start")
-        client_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        client_env.update(
-            PREFECT_API_URL=url,
-            PREFECT_HOME=str(tmp_path / "client-home"),
-            PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            PREFECT_WORKER_QUERY_SECONDS="1",
-            PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        )
-        yield url, client_env
-    finally:
-        stop_process(proc, grace=20)
-
-
-def _prefect(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "prefect", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return done.stdout
+    with PrefectServer(None, tmp_path / "server") as prefect_server:
+        yield prefect_server.url, prefect_server.client_env()
 
 
 @pytest.mark.slow
@@ -112,8 +54,8 @@ def test_two_workers_share_one_limit(server, tmp_path):
             SEEDANCE_STATE_DIR=str(tmp_path / "state"),
             SEEDANCE_PIPELINES_DIR=str(REPO / "flows"),
         )
-        _prefect(env, "work-pool", "create", "--type", "process", "seedance-process")
-        _prefect(env, "--no-prompt", "deploy", "--name", "batch", cwd=REPO / "flows")
+        prefect_cli(env, "work-pool", "create", "--type", "process", "seedance-process")
+        prefect_cli(env, "--no-prompt", "deploy", "--name", "batch", cwd=REPO / "flows")
         workers = []
         for name in ("worker-a", "worker-b"):
             log = (tmp_path / f"{name}.log").open("wb")

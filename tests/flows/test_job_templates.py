@@ -11,7 +11,7 @@ the file as it is; ``prefect deploy --name batch --pool <docker pool>`` from ``f
 heartbeats and the pull step's ``{{ $SEEDANCE_PIPELINES_DIR }}``; a flow run whose job variables break
 the schema is refused; a deployment's env is merged over the pool's the way a worker renders it; a
 template with an undeclared placeholder or a bad default is refused. The CLI runs through
-``_prefect`` of ``tests/batch/test_workers.py``.
+``prefect_cli`` of ``tests/stackkit.py``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.batch.test_workers import _prefect
 from tests.kit import SECRETS
+from tests.stackkit import prefect_cli
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "flows" / "job-templates"
@@ -164,14 +164,14 @@ def test_the_prefect_server_accepts_the_templates(prefect_server: str) -> None:
             # the recipe of docs/deployment.md
             for kind, pool in pools.items():
                 path = TEMPLATES / f"{kind}.json"
-                out = _prefect(
+                out = prefect_cli(
                     env, "work-pool", "create", pool, "--type", kind, "--base-job-template", str(path)
                 )
                 assert f"Created work pool {pool!r}" in out, out
                 stored = client.read_work_pool(pool)
                 assert stored.type == kind
                 assert stored.base_job_template == _template(kind)
-            _prefect(
+            prefect_cli(
                 env, "--no-prompt", "deploy", "--name", "batch", "--pool", pools["docker"], cwd=REPO / "flows"
             )
             deployment = client.read_deployment_by_name("seedance-batch-reference-to-video/batch")
