@@ -27,7 +27,9 @@ The table: ``rows delivered / rows`` (videos in S3), ``billed generations / rows
 API created: each is paid), ``flow runs left Running`` (after the batch), ``slots held after the
 run`` (the limit's active slots once every run is final) and ``wall vs fault-free run``.
 
-Run alone: ``python bench/chaos.py [--quick]`` (``--quick``: 30 rows, smaller latency).
+Run alone: ``python bench/chaos.py [--quick]`` (``--quick``: 30 rows of 4 s, a smoke test: its
+batch is too short to hide the minute a dead run takes to be marked Crashed, so its wall ratio
+misses the goal).
 """
 
 from __future__ import annotations
