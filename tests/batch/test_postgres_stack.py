@@ -11,6 +11,7 @@ skipped without them. As root (CI) the cluster runs as ``nobody``: initdb refuse
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,16 +34,13 @@ pytestmark = pytest.mark.slow
 def pg_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], str]]:
     """`prefect server start` on a PostgreSQL cluster of its own; yields its API URL, a client env
     and the database URL."""
-    try:
-        cluster = postgres_cluster()
-        database = cluster.__enter__()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    try:
-        with PrefectServer(database, tmp_path / "server") as server:
-            yield server.url, server.client_env(), database
-    finally:
-        cluster.__exit__(None, None, None)
+    with contextlib.ExitStack() as stack:
+        try:
+            database = stack.enter_context(postgres_cluster())
+        except FileNotFoundError as exc:
+            pytest.skip(str(exc))
+        server = stack.enter_context(PrefectServer(database, tmp_path / "server"))
+        yield server.url, server.client_env(), database
 
 
 def test_batch_on_postgres_two_machines_share_the_limit(pg_server, tmp_path):
