@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as ``python bench/batch.py``
     sys.path.insert(0, str(ROOT))
 
-from bench._emulator import start_emulator  # noqa: E402
+from bench._kit import manifest, start_emulator  # noqa: E402
 from tests.stackkit import free_port  # noqa: E402
 
 LIMIT = 20
@@ -61,29 +61,14 @@ def run(rows: int, limit: int = LIMIT) -> dict[str, Any]:
             from seedance_prefect.batch_flows import batch_reference_to_video, ensure_concurrency_limit
             from seedance_prefect.cli.prefect_env import local_flow_settings
 
-            manifest = Path(tmp) / "batch.jsonl"
-            manifest.write_text(
-                "".join(
-                    json.dumps(
-                        {
-                            "name": f"clip-{i:03d}",
-                            "prompt": "A paper boat on a pond",
-                            "duration": "4",
-                            "resolution": "480p",
-                            "aspect_ratio": "16:9",
-                            "seed": 7,
-                        }
-                    )
-                    + "\n"
-                    for i in range(rows)
-                )
-            )
+            path = Path(tmp) / "batch.jsonl"
+            path.write_text(manifest(rows, "clip-{i:03d}", "A paper boat on a pond", seed=7))
             with prefect_test_harness(server_startup_timeout=180):
                 ensure_concurrency_limit("seedance-generations", limit)  # server warm, limit ready
                 started = time.perf_counter()
                 with local_flow_settings():  # as `seedance batch` runs it
                     result = batch_reference_to_video(
-                        str(manifest), output=str(Path(tmp) / "out"), concurrency=limit, poll_interval=30.0
+                        str(path), output=str(Path(tmp) / "out"), concurrency=limit, poll_interval=30.0
                     )
                 wall = time.perf_counter() - started
             stats = httpx.get(f"http://127.0.0.1:{port}/_emulator/stats").json()

@@ -52,8 +52,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._kit import manifest  # noqa: E402
 from tests.kit import wait_until  # noqa: E402
-from tests.stackkit import Machine, PrefectServer, postgres_cluster, prefect_cli  # noqa: E402
+from tests.stackkit import Machine, PrefectServer, postgres_cluster, prefect_cli, stack_env  # noqa: E402
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto serves S3: one line per request
 
@@ -154,18 +155,8 @@ def run_batch(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from seedance_prefect.emulator import EmulatorConfig, run_emulator
-    from tests.state.statekit import AWS_ENV, serial_moto_server
+    from tests.state.statekit import serial_moto_server
 
-    rows = [
-        {
-            "name": f"row-{i:04d}",
-            "prompt": f"A paper boat on a canal, take {i}",
-            "duration": "4",
-            "resolution": "480p",
-            "aspect_ratio": "16:9",
-        }
-        for i in range(sizes.rows)
-    ]
     config = EmulatorConfig(
         latency=sizes.latency, max_running=sizes.limit * 3, keepalive=2.0, log_level="error"
     )
@@ -177,17 +168,9 @@ def run_batch(
         serial_moto_server() as endpoint,
     ):
         s3 = _s3(endpoint)
-        s3.put_object(
-            Bucket=BUCKET, Key="manifests/batch.jsonl", Body="".join(json.dumps(r) + "\n" for r in rows)
-        )
-        env = server.client_env(**AWS_ENV)
-        env.update(
-            AWS_ENDPOINT_URL=endpoint,
-            OXEN_API_KEY=API_KEY,
-            OXEN_BASE_URL=emu.base_url,
-            SEEDANCE_PIPELINES_DIR=str(ROOT / "flows"),
-        )
-        env.pop("AWS_PROFILE", None)
+        body = manifest(sizes.rows, "row-{i:04d}", "A paper boat on a canal, take {i}")
+        s3.put_object(Bucket=BUCKET, Key="manifests/batch.jsonl", Body=body)
+        env = stack_env(server.client_env(), emu.base_url, endpoint, API_KEY)
         prefect_cli(env, "work-pool", "create", "--type", "process", POOL)
         for queue in MACHINES:
             prefect_cli(env, "work-queue", "create", queue, "--pool", POOL)

@@ -87,7 +87,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as ``python bench/scale.py``
     sys.path.insert(0, str(ROOT))
 
-from bench._emulator import start_emulator  # noqa: E402
+from bench._kit import manifest, start_emulator  # noqa: E402
 from tests.stackkit import PrefectServer, clean_env, count_rows, free_port, postgres_cluster  # noqa: E402
 
 LATENCY = 2.0
@@ -175,25 +175,6 @@ def _memory_kb(pid: int) -> tuple[int, int]:
 # --- the emulator, the manifest, the batch -------------------------------------------------------
 
 
-def _write_manifest(path: Path, rows: int) -> None:
-    path.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "name": f"clip-{i:04d}",
-                    "prompt": f"A paper boat on a pond, take {i}",
-                    "duration": "4",
-                    "resolution": "480p",
-                    "aspect_ratio": "16:9",
-                    "seed": 7,
-                }
-            )
-            + "\n"
-            for i in range(rows)
-        )
-    )
-
-
 def _seedance_command() -> list[str]:
     """The ``seedance`` console script of this environment (as a user runs it), else ``-m``."""
     script = Path(sys.executable).with_name("seedance")
@@ -222,9 +203,9 @@ def _run_batch(
     folder: Path, env: dict[str, str], rows: int, limit: int, timeout: float, embedded: bool
 ) -> dict[str, Any]:
     """Run ``seedance batch`` once; sample its process (and embedded server) until it exits."""
-    manifest, out = folder / "batch.jsonl", folder / "out"
-    _write_manifest(manifest, rows)
-    cmd = [*_seedance_command(), "batch", str(manifest), "--concurrency", str(limit), "--out", str(out)]
+    path, out = folder / "batch.jsonl", folder / "out"
+    path.write_text(manifest(rows, "clip-{i:04d}", "A paper boat on a pond, take {i}", seed=7))
+    cmd = [*_seedance_command(), "batch", str(path), "--concurrency", str(limit), "--out", str(out)]
     stdout, stderr = (folder / "seedance.out").open("wb"), (folder / "seedance.err").open("wb")
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=folder, stdout=stdout, stderr=stderr, start_new_session=True)

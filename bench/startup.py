@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as ``python bench/startup.py``
     sys.path.insert(0, str(ROOT))
 
-from bench._emulator import start_emulator  # noqa: E402
+from bench._kit import start_emulator  # noqa: E402
 from tests.stackkit import free_port  # noqa: E402
 
 LATENCY = 60.0  # the emulated generation outlives the child: nothing happens after the POST

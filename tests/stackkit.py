@@ -84,6 +84,23 @@ def prefect_cli(env: dict[str, str], *args: str, cwd: Path | None = None, timeou
     return done.stdout
 
 
+def stack_env(env: dict[str, str], api_url: str, s3_endpoint: str, api_key: str) -> dict[str, str]:
+    """``env`` plus what the stack's clients need: the emulator as the API, S3 on moto (the test
+    credentials, no AWS profile) and the pipelines folder of this checkout."""
+    from tests.state.statekit import AWS_ENV
+
+    out = {
+        **env,
+        **AWS_ENV,
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "OXEN_API_KEY": api_key,
+        "OXEN_BASE_URL": api_url,
+    }
+    out["SEEDANCE_PIPELINES_DIR"] = str(REPO / "flows")
+    out.pop("AWS_PROFILE", None)
+    return out
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 
@@ -369,3 +386,58 @@ class Machine:
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
+
+
+# --- a batch deployment split over workers --------------------------------------------------------
+
+
+def run_overlapping_shards(
+    url: str, emu: Any, parameters: dict[str, Any], limit: int, shards: int = 2
+) -> tuple[dict[str, Any], list[Any]]:
+    """Run the ``batch`` deployment once per shard, every run overlapping the others.
+
+    The emulator holds every generation until all the runs are running and the limit is full, then
+    lets them finish. Returns the emulator's stats at that moment and the runs once final.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.kit import stats, wait_until
+
+    with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("seedance-batch-reference-to-video/batch")
+        emu.hold(True)  # nothing finishes until every flow run is running: they must overlap
+        runs = [
+            client.create_flow_run_from_deployment(
+                deployment.id, parameters={**parameters, "shard": shard, "shards": shards}
+            )
+            for shard in range(shards)
+        ]
+
+        def all_running_limit_full() -> dict[str, Any] | None:
+            states = [client.read_flow_run(r.id).state for r in runs]
+            st = stats(emu)
+            running = all(s is not None and s.is_running() for s in states)
+            return st if running and st["in_flight"] == limit else None
+
+        held = wait_until(all_running_limit_full, 170, "every flow run running, the limit full")
+        emu.hold(False)
+
+        def finished() -> list[Any] | None:
+            states = [client.read_flow_run(r.id) for r in runs]
+            return states if all(s.state and s.state.is_final() for s in states) else None
+
+        return held, wait_until(finished, 170, "every flow run to finish")
+
+
+def submitted_by(runs: list[Any], logs: list[str]) -> list[set[int]]:
+    """For each flow run, the indexes of the worker logs that ran it (submitted, not aborted)."""
+    return [
+        {
+            i
+            for i, log in enumerate(logs)
+            if f"submitting flow run '{r.id}'" in log
+            and f"Aborted submission of flow run '{r.id}'" not in log
+        }
+        for r in runs
+    ]

@@ -20,9 +20,19 @@ from typing import Any
 import pytest
 
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
-from tests.kit import API_KEY, stats, wait_until
-from tests.stackkit import REPO, Machine, PrefectServer, count_rows, postgres_cluster, prefect_cli
-from tests.state.statekit import AWS_ENV, fresh_bucket, serial_moto_server
+from tests.kit import API_KEY, stats
+from tests.stackkit import (
+    REPO,
+    Machine,
+    PrefectServer,
+    count_rows,
+    postgres_cluster,
+    prefect_cli,
+    run_overlapping_shards,
+    stack_env,
+    submitted_by,
+)
+from tests.state.statekit import fresh_bucket, serial_moto_server
 
 LIMIT = 2
 ROWS = 8
@@ -61,14 +71,7 @@ def test_batch_on_postgres_two_machines_share_the_limit(pg_server, tmp_path):
         s3.put_object(
             Bucket=BUCKET, Key="manifests/batch.jsonl", Body="".join(json.dumps(r) + "\n" for r in rows)
         )
-        env.update(
-            AWS_ENV,
-            AWS_ENDPOINT_URL=endpoint,
-            OXEN_API_KEY=API_KEY,
-            OXEN_BASE_URL=emu.base_url,
-            SEEDANCE_PIPELINES_DIR=str(REPO / "flows"),
-        )
-        env.pop("AWS_PROFILE", None)
+        env = stack_env(env, emu.base_url, endpoint, API_KEY)
         prefect_cli(env, "work-pool", "create", "--type", "process", "seedance-process")
         prefect_cli(env, "--no-prompt", "deploy", "--name", "batch", cwd=REPO / "flows")
         workers = [
@@ -76,43 +79,15 @@ def test_batch_on_postgres_two_machines_share_the_limit(pg_server, tmp_path):
             for name in ("machine-a", "machine-b")
         ]
         try:
-            from prefect.client.orchestration import get_client
-            from prefect.settings import PREFECT_API_URL, temporary_settings
-
-            with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
-                deployment = client.read_deployment_by_name("seedance-batch-reference-to-video/batch")
-                emu.hold(True)  # nothing finishes until both flow runs are running: they must overlap
-                runs = [
-                    client.create_flow_run_from_deployment(
-                        deployment.id,
-                        parameters={
-                            "manifest": f"s3://{BUCKET}/manifests/batch.jsonl",
-                            "deliver_to": f"s3://{BUCKET}/videos/",
-                            "output": "seedance-output",  # each machine's own folder (its cwd)
-                            "state": f"s3://{BUCKET}/state/",
-                            "concurrency": LIMIT,
-                            "poll_interval": 5.0,
-                            "shard": shard,
-                            "shards": 2,
-                        },
-                    )
-                    for shard in (0, 1)
-                ]
-
-                def both_running_limit_full() -> dict[str, Any] | None:
-                    states = [client.read_flow_run(r.id).state for r in runs]
-                    st = stats(emu)
-                    running = all(s is not None and s.is_running() for s in states)
-                    return st if running and st["in_flight"] == LIMIT else None
-
-                held = wait_until(both_running_limit_full, 170, "both flow runs running, the limit full")
-                emu.hold(False)
-
-                def finished() -> list[Any] | None:
-                    states = [client.read_flow_run(r.id) for r in runs]
-                    return states if all(s.state and s.state.is_final() for s in states) else None
-
-                final = wait_until(finished, 170, "both flow runs to finish")
+            parameters = {
+                "manifest": f"s3://{BUCKET}/manifests/batch.jsonl",
+                "deliver_to": f"s3://{BUCKET}/videos/",
+                "output": "seedance-output",  # each machine's own folder (its cwd)
+                "state": f"s3://{BUCKET}/state/",
+                "concurrency": LIMIT,
+                "poll_interval": 5.0,
+            }
+            held, final = run_overlapping_shards(url, emu, parameters, LIMIT)
         finally:
             for machine in workers:
                 machine.stop()
@@ -125,15 +100,6 @@ def test_batch_on_postgres_two_machines_share_the_limit(pg_server, tmp_path):
     assert st["generations_created"] == ROWS and st["enqueue_calls"] == ROWS  # each row exactly once
     assert st["max_in_flight"] <= LIMIT  # held across both machines' flow runs
     assert videos == sorted(f"pg-{i}.mp4" for i in range(ROWS))
-    logs = [machine.log.read_text() for machine in workers]
-    owners = [
-        {
-            i
-            for i, log in enumerate(logs)
-            if f"submitting flow run '{r.id}'" in log
-            and f"Aborted submission of flow run '{r.id}'" not in log
-        }
-        for r in final
-    ]
+    owners = submitted_by(final, [machine.log.read_text() for machine in workers])
     assert owners in ([{0}, {1}], [{1}, {0}]), owners  # each machine ran one of the two flow runs
     assert held["statuses"]["succeeded"] == 0 and held["max_in_flight"] == LIMIT, held

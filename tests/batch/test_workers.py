@@ -9,13 +9,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
-from tests.kit import API_KEY, stats, stop_process, wait_until
-from tests.stackkit import REPO, PrefectServer, prefect_cli
+from tests.kit import API_KEY, stats, stop_process
+from tests.stackkit import REPO, PrefectServer, prefect_cli, run_overlapping_shards, submitted_by
 
 LIMIT = 2
 ROWS = 8
@@ -81,41 +80,13 @@ def test_two_workers_share_one_limit(server, tmp_path):
                 )
             )
         try:
-            from prefect.client.orchestration import get_client
-            from prefect.settings import PREFECT_API_URL, temporary_settings
-
-            with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
-                deployment = client.read_deployment_by_name("seedance-batch-reference-to-video/batch")
-                emu.hold(True)  # nothing finishes until both flow runs are running: they must overlap
-                runs = [
-                    client.create_flow_run_from_deployment(
-                        deployment.id,
-                        parameters={
-                            "manifest": str(manifest),
-                            "output": str(tmp_path / "out"),
-                            "concurrency": LIMIT,
-                            "poll_interval": 5.0,
-                            "shard": shard,
-                            "shards": 2,
-                        },
-                    )
-                    for shard in (0, 1)
-                ]
-
-                def both_running_limit_full() -> dict[str, Any] | None:
-                    states = [client.read_flow_run(r.id).state for r in runs]
-                    st = stats(emu)
-                    running = all(s is not None and s.is_running() for s in states)
-                    return st if running and st["in_flight"] == LIMIT else None
-
-                held = wait_until(both_running_limit_full, 170, "both flow runs running, the limit full")
-                emu.hold(False)
-
-                def finished() -> list[Any] | None:
-                    states = [client.read_flow_run(r.id) for r in runs]
-                    return states if all(s.state and s.state.is_final() for s in states) else None
-
-                final = wait_until(finished, 170, "both flow runs to finish")
+            parameters = {
+                "manifest": str(manifest),
+                "output": str(tmp_path / "out"),
+                "concurrency": LIMIT,
+                "poll_interval": 5.0,
+            }
+            held, final = run_overlapping_shards(url, emu, parameters, LIMIT)
         finally:
             for proc in workers:
                 stop_process(proc, grace=20)
@@ -128,15 +99,7 @@ def test_two_workers_share_one_limit(server, tmp_path):
         f"w-{i}.mp4" for i in range(ROWS)
     )
     logs = [(tmp_path / f"{n}.log").read_text() for n in ("worker-a", "worker-b")]
-    owners = [
-        {
-            i
-            for i, log in enumerate(logs)
-            if f"submitting flow run '{r.id}'" in log
-            and f"Aborted submission of flow run '{r.id}'" not in log
-        }
-        for r in final
-    ]
+    owners = submitted_by(final, logs)
     assert owners in ([{0}, {1}], [{1}, {0}]), owners  # each worker ran one of the two flow runs
     # Both flow runs were running at once with every slot taken, and no generation had finished.
     assert held["statuses"]["succeeded"] == 0 and held["max_in_flight"] == LIMIT, held

@@ -1,8 +1,9 @@
-"""The emulator of the benchmarks: its own process, started and waited for (``bench/run`` skips
-files whose name starts with ``_``)."""
+"""What the benchmarks share: the emulator in its own process, and their manifests (``bench/run``
+skips files whose name starts with ``_``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,3 +47,24 @@ def start_emulator(port: int, *options: str, env: dict[str, str] | None = None) 
     proc.kill()
     proc.wait(10)
     raise RuntimeError("the emulator did not start")
+
+
+def manifest(count: int, name: str, prompt: str, **fields: object) -> str:
+    """A JSONL manifest of ``count`` 4 s 480p 16:9 rows; ``name`` and ``prompt`` are formatted with ``i``.
+
+    Example:
+        >>> json.loads(manifest(2, "clip-{i:03d}", "A boat, take {i}").splitlines()[1])["name"]
+        'clip-001'
+    """
+    rows = (
+        {
+            "name": name.format(i=i),
+            "prompt": prompt.format(i=i),
+            "duration": "4",
+            "resolution": "480p",
+            "aspect_ratio": "16:9",
+            **fields,
+        }
+        for i in range(count)
+    )
+    return "".join(json.dumps(row) + "\n" for row in rows)
