@@ -46,3 +46,24 @@ def stop_process(proc: subprocess.Popen[Any], grace: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def recorded_task_runs(flow_run_id: Any, count: int, timeout: float = 30.0) -> list[Any]:
+    """The flow run's task runs once the server has recorded ``count`` of them in a final state.
+
+    Prefect writes task runs from the events the engine sends, so right after a flow returns the
+    API may still list a task run without its state (or not list it yet).
+    """
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    def settled() -> list[Any] | None:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        done = len(runs) >= count and all(r.state is not None and r.state.is_final() for r in runs)
+        return runs if done else None
+
+    what = f"{count} task runs of flow run {flow_run_id} recorded in a final state"
+    return wait_until(settled, timeout, what)

@@ -19,7 +19,7 @@ from seedance_prefect.credentials import OxenCredentials
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
 from seedance_prefect.errors import GenerationFailed, GenerationTimeout, InvalidRequest
 from seedance_prefect.jobs import SeedanceJob, SeedanceJobRun, run_seedance_job
-from tests.kit import API_KEY, set_faults, stats, wait_until
+from tests.kit import API_KEY, recorded_task_runs, set_faults, stats, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 REQUEST = {"prompt": "A paper boat drifts across a pond", "resolution": "480p", "duration": "4", "seed": 5}
@@ -128,9 +128,6 @@ def _probe(path: str) -> tuple[int, int, str]:
 @pytest.mark.usefixtures("prefect_server")
 class TestRunSeedanceJob:
     def test_a_saved_job_runs_by_name_as_three_task_runs(self, emulator, out_dir, tmp_path):
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
         creds = OxenCredentials(api_key=API_KEY, base_url=emulator.base_url)
         creds.save("test-job-oxen", overwrite=True)
         job = _job(
@@ -149,10 +146,7 @@ class TestRunSeedanceJob:
         assert sidecar["generation_id"] == delivered["generation_id"]
         assert sidecar["sha256"] == delivered["sha256"]
         assert stats(emulator)["enqueue_calls"] == 1
-        with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-            )
+        runs = recorded_task_runs(state.state_details.flow_run_id, count=3)
         assert sorted(r.name.rsplit("-", 1)[0] for r in runs) == [
             "fetch_seedance_job_result",
             "trigger_seedance_job",

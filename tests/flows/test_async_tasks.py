@@ -30,7 +30,7 @@ from seedance_prefect.tasks import (
     averify_video,
     await_for_generation,
 )
-from tests.kit import API_KEY, stats
+from tests.kit import API_KEY, recorded_task_runs, stats
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -74,14 +74,6 @@ def _artifact_types(run_id: Any) -> set[str]:
     return {a.type for a in found}
 
 
-def _task_runs(run_id: Any) -> list[Any]:
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-
-
 def test_an_async_flow_runs_the_queue_steps_and_its_loop_stays_free(emulator, out_dir: Path) -> None:
     credentials = OxenCredentials(api_key=API_KEY, base_url=emulator.base_url)
 
@@ -118,7 +110,7 @@ def test_an_async_flow_runs_the_queue_steps_and_its_loop_stays_free(emulator, ou
     assert stats(emulator)["enqueue_calls"] == 1
 
     run_id = state.state_details.flow_run_id
-    runs = _task_runs(run_id)
+    runs = recorded_task_runs(run_id, count=7)
     names = {r.name.rsplit("-", 1)[0] for r in runs}
     assert names == {
         "validate_request",
