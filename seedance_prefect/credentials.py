@@ -17,6 +17,7 @@ from .settings import API_KEY_ENV, get_settings
 
 if TYPE_CHECKING:
     from .client._client import AsyncSeedanceClient, SeedanceClient
+    from .client.completion import CompletionHub
 
 __all__ = ["OxenCredentials", "resolve_credentials"]
 
@@ -106,6 +107,20 @@ class OxenCredentials(CredentialsBlock):
         return AsyncSeedanceClient(
             self.api_key.get_secret_value(), base_url=self.base_url, **self._client_options(kwargs)
         )
+
+    def completion_hub(self) -> CompletionHub:
+        """Return the account's completion-event stream, shared by every task of the process.
+
+        There is one per account (base URL and API key): the waits of a process's tasks all
+        listen on it, and the enqueue tasks bring it up before their POST, since the service does
+        not replay completion events.
+
+        Returns:
+            The account's :class:`~seedance_prefect.client.completion.CompletionHub`.
+        """
+        from .client.completion import CompletionHub
+
+        return CompletionHub.for_account(self.base_url, self.api_key.get_secret_value(), self.get_client)
 
 
 def resolve_credentials(credentials: OxenCredentials | str | None = None) -> OxenCredentials:

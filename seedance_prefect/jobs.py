@@ -46,7 +46,7 @@ from .delivery.redeliver import redeliver, succeeded_generation
 from .delivery.sidecar import build_sidecar
 from .delivery.targets import DeliveryTarget, resolve_target
 from .errors import GenerationFailed, GenerationTimeout, SeedanceError
-from .generation.cancel import cancel_leftovers, left_by
+from .generation.cancel import cancel_leftovers, cancel_quietly, left_by
 from .generation.download import download_generation
 from .generation.enqueue import enqueue_once
 from .generation.journal import Journal
@@ -58,7 +58,7 @@ from .pricing import estimate_cost
 from .references.hosting import hosting_from_spec
 from .references.preprocess import default_cache_dir, prepare
 from .settings import DEFAULT_SAFETY_POLL_INTERVAL, DEFAULT_TIMEOUT_SECONDS
-from .tasks import RETRYING, _cancel_quietly, _completion_hub, verify_video
+from .tasks import RETRYING, verify_video
 
 __all__ = [
     "SeedanceJob",
@@ -149,7 +149,7 @@ class SeedanceJobRun(JobRun[list[DeliveredVideo]]):  # not a block
         if self._waited:
             return
         creds = self.job.credentials
-        hub = _completion_hub(creds)
+        hub = creds.completion_hub()
         with creds.get_client() as client:
             for gid in self.generation_ids:
                 if gid in self._rows or gid in self._failures:
@@ -171,7 +171,7 @@ class SeedanceJobRun(JobRun[list[DeliveredVideo]]):  # not a block
                         )
                     )
                 except GenerationTimeout as exc:
-                    if _cancel_quietly(client, gid, self.logger):
+                    if cancel_quietly(client, gid, self.logger):
                         watch.cancelled("timeout", str(exc))
                     self._failures[gid] = exc
                 except SeedanceError as exc:
@@ -182,7 +182,7 @@ class SeedanceJobRun(JobRun[list[DeliveredVideo]]):  # not a block
                 except BaseException:  # interrupted: nothing of this run may keep running (and costing)
                     for other in self.generation_ids:
                         pending = other not in self._rows and other not in self._failures
-                        if pending and _cancel_quietly(client, other, self.logger):
+                        if pending and cancel_quietly(client, other, self.logger):
                             (watch if other == gid else GenerationWatch(other)).cancelled("interrupted")
                     raise
         self._waited = True
@@ -496,7 +496,7 @@ class SeedanceJob(JobBlock[list[DeliveredVideo]]):
             return SeedanceJobRun(self, generation_ids=ids, earlier=earlier, **common)
         self.logger.info("Enqueuing %s (estimated %s)", base_name, cost)
         # the service does not replay completion events: have the account's stream up before the POST
-        _completion_hub(creds).ensure_connected(DEFAULT_CONNECT_TIMEOUT)
+        creds.completion_hub().ensure_connected(DEFAULT_CONNECT_TIMEOUT)
         with creds.get_client() as client:
             ids = enqueue_once(
                 client,

@@ -58,13 +58,14 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run, task_run
 from prefect.tasks import exponential_backoff
 
-from .client.completion import DEFAULT_CONNECT_TIMEOUT, CompletionHub, wait_for_completion
+from .client.completion import DEFAULT_CONNECT_TIMEOUT, wait_for_completion
 from .credentials import OxenCredentials
 from .delivery.folder import DeliveredVideo, work_dirs
 from .delivery.sidecar import build_sidecar
 from .delivery.targets import DeliveryTarget, resolve_target
 from .delivery.verify import verify_video_file
 from .errors import GenerationFailed, GenerationTimeout, SeedanceError, VerificationFailed, is_transient
+from .generation.cancel import cancel_quietly
 from .generation.download import DownloadedVideo, download_generation, generate_and_save
 from .generation.enqueue import enqueue_once
 from .generation.journal import Journal
@@ -240,7 +241,7 @@ def enqueue_generation(
         One generation id per ``num_generations``.
     """
     # the service does not replay completion events: have the account's stream up before the POST
-    _completion_hub(credentials).ensure_connected(DEFAULT_CONNECT_TIMEOUT)
+    credentials.completion_hub().ensure_connected(DEFAULT_CONNECT_TIMEOUT)
     with credentials.get_client() as client:
         return enqueue_once(
             client,
@@ -286,7 +287,7 @@ def wait_for_generation(
         if reporter is not None:
             reporter.update((1.0 if row.is_terminal else PROGRESS.get(row.status, 0.3)) * 100)
 
-    hub = _completion_hub(credentials)
+    hub = credentials.completion_hub()
     watch = GenerationWatch(generation_id, on_change)
     with reporter or nullcontext(), credentials.get_client() as client:
         try:
@@ -301,7 +302,7 @@ def wait_for_generation(
                 )
             )
         except GenerationTimeout as exc:
-            if cancel_on_timeout and _cancel_quietly(client, generation_id, logger):
+            if cancel_on_timeout and cancel_quietly(client, generation_id, logger):
                 watch.cancelled("timeout", str(exc))
             raise
         except GenerationFailed as exc:
@@ -310,26 +311,9 @@ def wait_for_generation(
         except Exception:
             raise  # a transient error: nothing to cancel, nothing changed
         except BaseException:  # interrupted: Ctrl-C, SIGTERM, Prefect cancellation or timeout
-            if _cancel_quietly(client, generation_id, logger):
+            if cancel_quietly(client, generation_id, logger):
                 watch.cancelled("interrupted")
             raise
-
-
-def _completion_hub(credentials: OxenCredentials) -> CompletionHub:
-    """The account's completion-event stream, shared by every task of the process (one per account)."""
-    api_key = credentials.api_key.get_secret_value()
-    return CompletionHub.for_account(credentials.base_url, api_key, credentials.get_client)
-
-
-def _cancel_quietly(client: Any, generation_id: str, logger: Any) -> bool:
-    """Cancel a generation on the service; whether the service said yes (failures are logged)."""
-    try:
-        client.cancel(generation_id)
-        logger.warning("Cancelled remote generation %s", generation_id)
-        return True
-    except Exception as exc:  # best effort: the run is ending anyway
-        logger.warning("Could not cancel generation %s: %s", generation_id, exc)
-        return False
 
 
 @task(name="download_video", **RETRYING)

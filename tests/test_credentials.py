@@ -51,3 +51,15 @@ def test_lazy_export_and_registration_discovery():
 
     members = dict(inspect.getmembers(seedance_prefect))
     assert members["OxenCredentials"] is OxenCredentials
+
+
+def test_one_completion_stream_per_account_and_no_key_in_it():
+    first = OxenCredentials(api_key="k3y-one", base_url="https://hub.test/api")
+    same = OxenCredentials(api_key="k3y-one", base_url="https://hub.test/api")
+    other = OxenCredentials(api_key="k3y-two", base_url="https://hub.test/api")
+
+    hub = first.completion_hub()
+    assert hub is same.completion_hub()  # every task of the process shares the account's stream
+    assert hub is not other.completion_hub()
+    assert hub._thread is None  # nothing connects until a task needs it
+    assert "k3y-one" not in repr(vars(hub))

@@ -69,6 +69,7 @@ __all__ = [
     "CancelReport",
     "Leftovers",
     "cancel_leftovers",
+    "cancel_quietly",
     "left_by",
     "posting_is_ours",
 ]
@@ -336,3 +337,29 @@ def cancel_leftovers(
             for future in [pool.submit(job) for job in jobs]:
                 future.result()
     return report
+
+
+def cancel_quietly(client: SeedanceClient, generation_id: str, log: Log | None = None) -> bool:
+    """Cancel one generation on the service; whether the service said yes (a failure is logged).
+
+    Best effort, for a run that is ending anyway (a deadline, an interrupt): nothing is raised.
+
+    Example:
+        >>> from seedance_prefect.emulator import EmulatorConfig, run_emulator
+        >>> from seedance_prefect.models import SeedanceRequest
+        >>> with run_emulator(EmulatorConfig(latency=30)) as emu:
+        ...     with SeedanceClient(api_key="k", base_url=emu.base_url) as client:
+        ...         [row] = client.enqueue(SeedanceRequest(prompt="A red kite", duration=4))
+        ...         gid = row.generation_id
+        ...         first, again = cancel_quietly(client, gid), cancel_quietly(client, "no-such-id")
+        >>> first, again
+        (True, False)
+    """
+    log = log or _LOG
+    try:
+        client.cancel(generation_id)
+    except Exception as exc:  # best effort: the run is ending anyway
+        log.warning("Could not cancel generation %s: %s", generation_id, exc)
+        return False
+    log.warning("Cancelled remote generation %s", generation_id)
+    return True

@@ -86,9 +86,8 @@ with local_flow_settings():
         pass
     from seedance_prefect.credentials import resolve_credentials
     from seedance_prefect.state import resolve_state
-    from seedance_prefect.tasks import _completion_hub
 
-    _completion_hub(resolve_credentials(None)).ensure_connected(5.0)
+    resolve_credentials(None).completion_hub().ensure_connected(5.0)
     resolve_state(sys.argv[1]).read("warm-up")
     say(ready=True)
     for line in sys.stdin:
