@@ -13,6 +13,18 @@ import httpx
 API_KEY = "sk-test-4f1c9e2b7a5d4c3e8f6a0b1c2d3e4f5a"
 #: Every API key the Prefect-backed tests use: the session's secret scan looks for each.
 SECRETS = [API_KEY]
+#: The task runs of one ``reference_to_video`` flow run (queue mode), by task name.
+FLOW_STEPS = frozenset(
+    {
+        "validate_request",
+        "prepare_references",
+        "enqueue_generation",
+        "wait_for_generation",
+        "download_video",
+        "verify_video",
+        "deliver_video",
+    }
+)
 
 
 def set_faults(emu: object, spec: str) -> None:

@@ -14,7 +14,7 @@ from seedance_prefect.batch.budget import BudgetExceeded
 from seedance_prefect.batch_flows import BatchFailed, batch_reference_to_video
 from seedance_prefect.cli import main
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
-from tests.flows.flowkit import API_KEY, stats
+from tests.kit import API_KEY, stats
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 LIMIT = 3

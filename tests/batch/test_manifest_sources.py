@@ -18,7 +18,7 @@ from seedance_prefect.batch_flows import BatchFailed, batch_reference_to_video
 from seedance_prefect.cli import main
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
 from seedance_prefect.media.samples import make_image
-from tests.flows.flowkit import API_KEY, stats
+from tests.kit import API_KEY, stats
 
 BUCKET = "seedance-manifests"
 MANIFEST = f"s3://{BUCKET}/manifests/nightly.jsonl"

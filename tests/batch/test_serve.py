@@ -9,7 +9,7 @@ import sys
 
 from tests.batch.test_batch_flow import _row
 from tests.batch.test_workers import REPO
-from tests.flows.flowkit import stop_process, wait_until
+from tests.kit import stop_process, wait_until
 
 
 def test_batch_flow_served_with_a_cron_schedule(prefect_server, emulator, tmp_path):

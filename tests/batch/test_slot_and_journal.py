@@ -12,7 +12,7 @@ from seedance_prefect.credentials import resolve_credentials
 from seedance_prefect.generation.journal import Journal
 from seedance_prefect.models import SeedanceRequest
 from seedance_prefect.tasks import enqueue_generation
-from tests.flows.flowkit import stats
+from tests.kit import stats
 
 
 def test_attempt_is_claimed_after_the_slot_and_posted_right_after(emulator, tmp_path):

@@ -64,7 +64,7 @@ class TestGenerate:
         assert stats(emulator)["enqueue_calls"] == 1
 
     def test_failed_generation_exits_1(self, emulator, prefect_server, tmp_path):
-        from tests.flows.flowkit import set_faults
+        from tests.kit import set_faults
 
         set_faults(emulator, "fail=1")
         (tmp_path / "request.json").write_text(

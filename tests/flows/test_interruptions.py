@@ -24,7 +24,7 @@ from seedance_prefect.cli.interrupt import cancel_first_on_interrupt
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
 from seedance_prefect.flows import reference_to_video
 from seedance_prefect.generation.journal import Journal
-from tests.flows.flowkit import API_KEY, stats, stop_process, wait_until
+from tests.kit import API_KEY, stats, stop_process, wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 REPO = Path(__file__).resolve().parents[2]
@@ -54,6 +54,33 @@ def _env(prefect_server: str) -> dict[str, str]:
     return env
 
 
+def _start_cli_generate(prefect_server: str, tmp_path: Path, **popen: Any) -> subprocess.Popen[str]:
+    """``seedance generate`` of :data:`REQUEST` in its own process, its output piped."""
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(REQUEST))
+    command = ["generate", str(request_file), "--out", str(tmp_path / "o")]
+    return subprocess.Popen(
+        [sys.executable, "-m", "seedance_prefect.cli", *command],
+        env=_env(prefect_server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
+
+
+def _start_flow(prefect_server: str, tmp_path: Path, out: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """The ``reference_to_video`` flow of :data:`REQUEST` run by a bare Python process."""
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(REQUEST))
+    code = (
+        "import json, sys; from seedance_prefect.flows import reference_to_video; "
+        "reference_to_video(json.load(open(sys.argv[1])), output=sys.argv[2], poll_interval=1.0)"
+    )
+    argv = [sys.executable, "-c", code, str(request_file), str(out)]
+    return subprocess.Popen(argv, env=_env(prefect_server), **popen)
+
+
 def _status(emu: Any) -> str | None:
     generations = stats(emu)["generations"]
     return next(iter(generations.values()))["status"] if generations else None
@@ -76,18 +103,7 @@ def _waited_on(emu: Any) -> bool:
 
 def test_sigkill_after_enqueue_then_rerun_reattaches(slow_emulator, prefect_server, tmp_path):
     out = tmp_path / "out"
-    request_file = tmp_path / "request.json"
-    request_file.write_text(json.dumps(REQUEST))
-    code = (
-        "import json, sys; from seedance_prefect.flows import reference_to_video; "
-        "reference_to_video(json.load(open(sys.argv[1])), output=sys.argv[2], poll_interval=1.0)"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(request_file), str(out)],
-        env=_env(prefect_server),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _start_flow(prefect_server, tmp_path, out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: _processing(slow_emulator), 90, "the flow's generation to be processing")
         journal = tmp_path / "state" / "journal"
@@ -129,24 +145,7 @@ def test_interrupting_the_cli_cancels_the_remote_generation(
     ``sigint-ignored-by-the-parent``: a process started in the background of a non-interactive shell
     (``pytest ... &`` in a script, CI) inherits SIGINT *ignored*; the CLI must still act on it.
     """
-    request_file = tmp_path / "request.json"
-    request_file.write_text(json.dumps(REQUEST))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "seedance_prefect.cli",
-            "generate",
-            str(request_file),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        env=_env(prefect_server),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=preexec,
-    )
+    proc = _start_cli_generate(prefect_server, tmp_path, preexec_fn=preexec)
     try:
         wait_until(lambda: _waited_on(slow_emulator), 90, "the CLI to wait for its generation")
         proc.send_signal(sig)
@@ -381,23 +380,7 @@ def test_interrupting_the_cli_while_its_post_is_in_flight_cancels_the_generation
     cancelled before the held answer could even have arrived, and the journal never records its id.
     """
     emu = held_answer_emulator
-    request_file = tmp_path / "request.json"
-    request_file.write_text(json.dumps(REQUEST))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "seedance_prefect.cli",
-            "generate",
-            str(request_file),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        env=_env(prefect_server),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _start_cli_generate(prefect_server, tmp_path)
     try:
         wait_until(lambda: _answer_held(emu), 120, "the CLI's POST to reach the service")
         assert _attempt_states(tmp_path) == ["posting"]  # the journal does not know the generation
@@ -422,19 +405,9 @@ def test_a_flow_run_crashing_while_its_post_is_in_flight_cancels_the_generation(
 ):
     """SIGTERM to a flow run (no CLI watcher) during the POST: Prefect records the crash, the hook cancels."""
     emu = held_answer_emulator
-    request_file = tmp_path / "request.json"
-    request_file.write_text(json.dumps(REQUEST))
-    code = (
-        "import json, sys; from seedance_prefect.flows import reference_to_video; "
-        "reference_to_video(json.load(open(sys.argv[1])), output=sys.argv[2], poll_interval=1.0)"
-    )
     log = tmp_path / "flow.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(request_file), str(tmp_path / "o")],
-        env=_env(prefect_server),
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    output = {"stdout": log.open("w"), "stderr": subprocess.STDOUT}
+    proc = _start_flow(prefect_server, tmp_path, tmp_path / "o", **output)
     try:
         wait_until(lambda: _answer_held(emu), 120, "the flow's POST to reach the service")
         assert _attempt_states(tmp_path) == ["posting"]

@@ -12,19 +12,9 @@ from seedance_prefect.flows import reference_to_video
 from seedance_prefect.media.samples import make_video
 from seedance_prefect.models import SeedanceRequest
 from seedance_prefect.tasks import DownloadedVideo, verify_video
-from tests.flows.flowkit import API_KEY, stats
-from tests.kit import recorded_task_runs
+from tests.kit import API_KEY, FLOW_STEPS, recorded_task_runs, stats
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-STEPS = {
-    "validate_request",
-    "prepare_references",
-    "enqueue_generation",
-    "wait_for_generation",
-    "download_video",
-    "verify_video",
-    "deliver_video",
-}
 
 
 def test_flow_run_shows_each_step_and_artifacts(emulator, out_dir):
@@ -52,9 +42,9 @@ def test_flow_run_shows_each_step_and_artifacts(emulator, out_dir):
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
         )
         assert [r.id for r in runs] == [run_id]
-        task_runs = recorded_task_runs(run_id, count=len(STEPS))
+        task_runs = recorded_task_runs(run_id, count=len(FLOW_STEPS))
         names = {t.name.rsplit("-", 1)[0] for t in task_runs}
-        assert names >= STEPS
+        assert names >= FLOW_STEPS
         assert all(t.state.is_completed() for t in task_runs)
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))

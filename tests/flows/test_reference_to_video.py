@@ -16,7 +16,7 @@ from seedance_prefect.errors import (
 )
 from seedance_prefect.flows import reference_to_video
 from seedance_prefect.media.samples import make_image
-from tests.flows.flowkit import API_KEY, set_faults, stats
+from tests.kit import API_KEY, set_faults, stats
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -10,7 +10,7 @@ import pytest
 
 from seedance_prefect.client import SeedanceClient
 from seedance_prefect.generation import Journal
-from tests.flows.flowkit import API_KEY
+from tests.kit import API_KEY
 
 
 @pytest.fixture

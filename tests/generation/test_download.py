@@ -10,7 +10,7 @@ import pytest
 from seedance_prefect.errors import DownloadError, RateLimitedError
 from seedance_prefect.generation import DownloadedVideo, download_generation, generate_and_save
 from seedance_prefect.models import Generation, SeedanceRequest
-from tests.flows.flowkit import set_faults, stats, wait_until
+from tests.kit import set_faults, stats, wait_until
 
 POLL_ROUTE = "GET /api/ai/queue/{generation_id}"
 

@@ -26,7 +26,7 @@ from seedance_prefect.generation import (
     recover_posting,
 )
 from seedance_prefect.models import SeedanceRequest
-from tests.flows.flowkit import API_KEY, set_faults, stats, wait_until
+from tests.kit import API_KEY, set_faults, stats, wait_until
 
 
 def _request(prompt: str = "A paper boat drifts on a pond", **params: object) -> SeedanceRequest:

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from seedance_prefect.media.samples import make_audio, make_image, make_video
-from tests.flows.flowkit import API_KEY  # the key the session-end secret scan looks for
+from tests.kit import API_KEY  # the key the session-end secret scan looks for
 from tests.mediakit import LazyMedia, write
 
 

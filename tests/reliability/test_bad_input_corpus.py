@@ -20,7 +20,7 @@ from seedance_prefect.cli import main
 from seedance_prefect.errors import InvalidRequest
 from seedance_prefect.flows import reference_to_video
 from seedance_prefect.media.samples import make_audio, make_image, make_video
-from tests.flows.flowkit import stats
+from tests.kit import stats
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -20,7 +20,7 @@ import pytest
 from seedance_prefect.batch_flows import BatchFailed, batch_reference_to_video
 from seedance_prefect.emulator import EmulatorConfig, run_emulator
 from seedance_prefect.media.probe import decode_check
-from tests.flows.flowkit import API_KEY
+from tests.kit import API_KEY
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 ROWS = 100
