@@ -58,8 +58,9 @@ def run(rows: int, limit: int = LIMIT) -> dict[str, Any]:
         try:
             from prefect.testing.utilities import prefect_test_harness
 
-            from seedance_prefect.batch_flows import batch_reference_to_video, ensure_concurrency_limit
+            from seedance_prefect.batch_flows import batch_reference_to_video
             from seedance_prefect.cli.prefect_env import local_flow_settings
+            from seedance_prefect.slots import ensure_concurrency_limit
 
             path = Path(tmp) / "batch.jsonl"
             path.write_text(manifest(rows, "clip-{i:03d}", "A paper boat on a pond", seed=7))

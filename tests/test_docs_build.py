@@ -24,6 +24,7 @@ API_PAGES = [
     "tasks",
     "flows",
     "batch_flows",
+    "slots",
     "client",
     "preflight",
     "references",

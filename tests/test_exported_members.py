@@ -72,6 +72,13 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "ensure_concurrency_limit",
         "free_slots",
     ],
+    "seedance_prefect.slots": [
+        "DEFAULT_LIMIT_NAME",
+        "LimitLeases",
+        "ensure_concurrency_limit",
+        "free_slots",
+        "reclaim_slots",
+    ],
     "seedance_prefect.tasks": [
         "validate_request",
         "prepare_references",
@@ -290,6 +297,7 @@ def test_module_all_is_pinned(module: str) -> None:
     [
         "seedance_prefect.batch",
         "seedance_prefect.batch_flows",
+        "seedance_prefect.slots",
         "seedance_prefect.cli",
         "seedance_prefect.client",
         "seedance_prefect.credentials",

@@ -62,6 +62,7 @@ RANKS: dict[str, int] = {
     "tasks": 8,
     "flows": 8,
     "batch_flows": 8,
+    "slots": 8,  # the global concurrency limit: size, leases for a flow run, slots of dead holders
     "jobs": 8,  # the SeedanceJob block (JobBlock/JobRun) and its run_seedance_job flow
     "cli": 9,
     # The other party, started by ``seedance emulator`` / ``seedance demo`` (and by the tests): only the

@@ -237,7 +237,8 @@ def run_batch(
         earlier = f", {len(todo.delivered)} delivered by an earlier run" if todo.delivered else ""
         waiting = f"{len(todo.to_run)} of {len(plan.rows)} valid rows to generate{earlier}; starting Prefect"
         print(waiting, file=sys.stderr)
-        from ..batch_flows import DEFAULT_LIMIT_NAME, BatchFailed, batch_reference_to_video
+        from ..batch_flows import BatchFailed, batch_reference_to_video
+        from ..slots import DEFAULT_LIMIT_NAME
 
         code = EXIT_OK
         try:

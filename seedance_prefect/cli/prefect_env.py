@@ -14,7 +14,7 @@ imported the commands set, unless the user already set them in the environment
   database for good (the next server knew nothing of their leases, and an embedded server runs no
   Repossessor anyway). On disk (``$PREFECT_HOME/concurrency_leases``) the leases outlive the
   process, and the next batch gives a dead run's slots back
-  (:func:`seedance_prefect.batch_flows.reclaim_slots`). A profile setting of the lease storage is
+  (:func:`seedance_prefect.slots.reclaim_slots`). A profile setting of the lease storage is
   overridden by this default; set the variable in the environment to choose another storage.
 
 Flows that the CLI runs in its own process (not through a deployment) run without Prefect's flow

@@ -121,7 +121,7 @@ from prefect.server.concurrency.lease_storage.filesystem import ConcurrencyLease
 from prefect.settings import get_current_settings
 
 from seedance_prefect.batch.runner import HolderLock, slots_taken
-from seedance_prefect.batch_flows import (
+from seedance_prefect.slots import (
     HOLDERS_FOLDER, _quiet_slots_taken, ensure_concurrency_limit, free_slots, reclaim_slots,
 )
 

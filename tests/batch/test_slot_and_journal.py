@@ -56,14 +56,14 @@ def test_a_lease_taken_by_a_row_task_outlives_the_task_run(prefect_server):
 
     from prefect import flow, task
 
-    from seedance_prefect.batch_flows import _LimitLeases, ensure_concurrency_limit, free_slots
+    from seedance_prefect.slots import LimitLeases, ensure_concurrency_limit, free_slots
 
     name = f"seedance-test-lease-{uuid.uuid4().hex[:8]}"
     ensure_concurrency_limit(name, 3)
     held: list[object] = []
 
     @task
-    def take_two(leases: _LimitLeases) -> int:
+    def take_two(leases: LimitLeases) -> int:
         lease = leases.lease(2)
         lease.__enter__()
         held.append(lease)
@@ -71,7 +71,7 @@ def test_a_lease_taken_by_a_row_task_outlives_the_task_run(prefect_server):
 
     @flow
     def batch_like() -> tuple[int, int, int]:
-        leases = _LimitLeases(name, None)
+        leases = LimitLeases(name, None)
         during = take_two(leases)
         after_the_task = free_slots(name)  # the task run is over; the pool still holds the lease
         held[0].__exit__(None, None, None)  # type: ignore[attr-defined]
