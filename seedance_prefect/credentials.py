@@ -117,6 +117,12 @@ class OxenCredentials(CredentialsBlock):
 
         Returns:
             The account's :class:`~seedance_prefect.client.completion.CompletionHub`.
+
+        Example:
+            ```python
+            oxen_credentials = OxenCredentials.load("BLOCK_NAME")
+            oxen_credentials.completion_hub().ensure_connected(10.0)  # before a POST
+            ```
         """
         from .client.completion import CompletionHub
 
