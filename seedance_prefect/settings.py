@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_SAFETY_POLL_INTERVAL",
     "DEFAULT_TIMEOUT_SECONDS",
+    "FILESYSTEM_LEASE_STORAGE",
     "HOSTING_ENV",
     "PRICE_ENV",
     "REPOSITORY_ENV",
@@ -75,6 +76,12 @@ DEFAULT_SAFETY_POLL_INTERVAL = 30.0
 #: Seconds after the start of a wait during which a 404 for a generation never seen is taken for the
 #: queue lagging behind the enqueue answer (every wait: ``client.wait``, tasks and flows).
 DEFAULT_NOT_FOUND_GRACE_SECONDS = 30.0
+#: The Prefect lease storage that keeps a concurrency limit's leases on disk (under
+#: ``$PREFECT_HOME/concurrency_leases``), so that they outlive the embedded server of the process that
+#: took them: the ``seedance`` CLI's default for the servers it starts
+#: (:mod:`seedance_prefect.cli.prefect_env`), and where :func:`seedance_prefect.slots.reclaim_slots`
+#: can read them.
+FILESYSTEM_LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 
 
 @dataclass(frozen=True)

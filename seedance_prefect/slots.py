@@ -43,6 +43,7 @@ from prefect.logging import get_run_logger
 
 from .batch.runner import HolderLock, slots_taken
 from .errors import SeedanceError
+from .settings import FILESYSTEM_LEASE_STORAGE
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -122,10 +123,6 @@ def free_slots(name: str = DEFAULT_LIMIT_NAME) -> int:
 #: 75 % of it (every 45 s) while the process lives; a Prefect server's Repossessor (every 15 s)
 #: revokes a lease that was not renewed, so a dead process's slots come back within about 75 s.
 LEASE_SECONDS = 60.0
-#: The lease storage that keeps leases on disk (under ``$PREFECT_HOME/concurrency_leases``), so that
-#: they outlive the embedded server of the process that took them. The ``seedance`` CLI makes it the
-#: default of the servers it starts (:mod:`seedance_prefect.cli.prefect_env`).
-FILESYSTEM_LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 #: Folder (under ``$PREFECT_HOME``) of the lock files that tell whether a lease's holder is alive.
 HOLDERS_FOLDER = "seedance-lease-holders"
 

@@ -32,6 +32,9 @@ from typing import Any
 
 import httpx
 
+from seedance_prefect.settings import FILESYSTEM_LEASE_STORAGE
+from tests.kit import wait_until
+
 REPO = Path(__file__).resolve().parents[1]
 #: ``prefect`` settings every process of the stack gets (no telemetry, no UI, a quiet server).
 QUIET = {
@@ -40,9 +43,6 @@ QUIET = {
     "PREFECT_SERVER_UI_ENABLED": "false",
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
 }
-#: The server keeps the limit's leases on disk, so a restart does not forget who holds a slot (one
-#: API server; several servers share them through Redis: docs/deployment.md).
-FILESYSTEM_LEASES = "prefect.server.concurrency.lease_storage.filesystem"
 
 
 def free_port() -> int:
@@ -50,15 +50,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -217,7 +208,9 @@ class PrefectServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.env = clean_env(PREFECT_HOME=str(folder / "server-home"), **QUIET)
-        self.env["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"] = FILESYSTEM_LEASES
+        # leases on disk: a restart does not forget who holds a slot (one API server; several
+        # servers share them through Redis: docs/deployment.md)
+        self.env["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"] = FILESYSTEM_LEASE_STORAGE
         if database:
             self.env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
         self.env.update(settings)
@@ -272,7 +265,7 @@ class PrefectServer:
                 raise RuntimeError(f"prefect server exited:\n{text[-3000:]}")
             return self.healthy()
 
-        _wait(up, timeout, "prefect server start")
+        wait_until(up, timeout, "prefect server start", interval=0.2)
         return time.monotonic() - started
 
     def stop(self, grace: float = 20) -> None:
@@ -366,11 +359,12 @@ class Machine:
     def kill(self) -> None:
         """SIGKILL the worker and every process it started (flow runs run in sessions of their own):
         the machine dies."""
-        if self.proc is not None:
-            for pid in [self.proc.pid, *descendants(self.proc.pid)]:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            self.proc.wait(10)
+        if self.proc is None:
+            return
+        for pid in [self.proc.pid, *descendants(self.proc.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(10)
 
     def stop(self, grace: float = 20) -> None:
         """Stop the worker as Ctrl-C does, then kill what is left of its process group."""
@@ -381,11 +375,7 @@ class Machine:
                 os.killpg(self.proc.pid, signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(grace)
-        for pid in [self.proc.pid, *descendants(self.proc.pid)]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
+        self.kill()  # what the worker left: flow runs in sessions of their own
 
 
 # --- a batch deployment split over workers --------------------------------------------------------
@@ -402,7 +392,7 @@ def run_overlapping_shards(
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tests.kit import stats, wait_until
+    from tests.kit import stats
 
     with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("seedance-batch-reference-to-video/batch")

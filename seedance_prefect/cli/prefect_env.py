@@ -35,13 +35,15 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+from ..settings import FILESYSTEM_LEASE_STORAGE
+
 __all__ = ["HEARTBEAT_SETTINGS", "PREFECT_DEFAULTS", "apply_prefect_defaults", "local_flow_settings"]
 
 PREFECT_DEFAULTS: dict[str, str] = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
-    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": FILESYSTEM_LEASE_STORAGE,
 }
 
 #: Environment variables that ask for flow run heartbeats (the current name and the legacy one).
