@@ -49,6 +49,12 @@ def start_emulator(port: int, *options: str, env: dict[str, str] | None = None) 
     raise RuntimeError("the emulator did not start")
 
 
+def seedance_command() -> list[str]:
+    """The ``seedance`` console script of this environment (as a user runs it), else ``-m``."""
+    script = Path(sys.executable).with_name("seedance")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "seedance_prefect.cli"]
+
+
 def manifest(count: int, name: str, prompt: str, **fields: object) -> str:
     """A JSONL manifest of ``count`` 4 s 480p 16:9 rows; ``name`` and ``prompt`` are formatted with ``i``.
 

@@ -87,7 +87,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as ``python bench/scale.py``
     sys.path.insert(0, str(ROOT))
 
-from bench._kit import manifest, start_emulator  # noqa: E402
+from bench._kit import manifest, seedance_command, start_emulator  # noqa: E402
 from tests.stackkit import PrefectServer, clean_env, count_rows, free_port, postgres_cluster  # noqa: E402
 
 LATENCY = 2.0
@@ -175,12 +175,6 @@ def _memory_kb(pid: int) -> tuple[int, int]:
 # --- the emulator, the manifest, the batch -------------------------------------------------------
 
 
-def _seedance_command() -> list[str]:
-    """The ``seedance`` console script of this environment (as a user runs it), else ``-m``."""
-    script = Path(sys.executable).with_name("seedance")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "seedance_prefect.cli"]
-
-
 def _embedded_server(pid: int) -> tuple[int, int] | None:
     """(pid, port) of the embedded Prefect server a ``seedance`` process started, if any yet."""
     for child, st in _processes().items():
@@ -205,7 +199,7 @@ def _run_batch(
     """Run ``seedance batch`` once; sample its process (and embedded server) until it exits."""
     path, out = folder / "batch.jsonl", folder / "out"
     path.write_text(manifest(rows, "clip-{i:04d}", "A paper boat on a pond, take {i}", seed=7))
-    cmd = [*_seedance_command(), "batch", str(path), "--concurrency", str(limit), "--out", str(out)]
+    cmd = [*seedance_command(), "batch", str(path), "--concurrency", str(limit), "--out", str(out)]
     stdout, stderr = (folder / "seedance.out").open("wb"), (folder / "seedance.err").open("wb")
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=folder, stdout=stdout, stderr=stderr, start_new_session=True)

@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as ``python bench/startup.py``
     sys.path.insert(0, str(ROOT))
 
-from bench._kit import start_emulator  # noqa: E402
+from bench._kit import seedance_command, start_emulator  # noqa: E402
 from tests.stackkit import free_port  # noqa: E402
 
 LATENCY = 60.0  # the emulated generation outlives the child: nothing happens after the POST
@@ -100,12 +100,6 @@ def bare_enqueue() -> dict:
 if __name__ == "__main__":
     bare_enqueue()
 '''
-
-
-def _seedance_command() -> list[str]:
-    """The ``seedance`` console script of this environment (as a user runs it), else ``-m``."""
-    script = Path(sys.executable).with_name("seedance")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "seedance_prefect.cli"]
 
 
 class Bench:
@@ -152,7 +146,7 @@ class Bench:
         )
         if side == "seedance":
             out = self.tmp / f"out-{self.runs}"
-            cmd = [*_seedance_command(), "generate", str(self.request_file), "--out", str(out)]
+            cmd = [*seedance_command(), "generate", str(self.request_file), "--out", str(out)]
         else:
             env.update(self.defaults)  # what the seedance commands set before importing Prefect
             cmd = [sys.executable, str(self.bare_script)]
